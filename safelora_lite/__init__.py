@@ -1,0 +1,22 @@
+"""safelora-lite: keep an LLM's safety alignment while fine-tuning it with LoRA.
+
+The top-level names below are the library's contract (DESIGN section 6).
+"""
+
+__version__ = "0.1.0"
+
+from .device import environment_report, pick_device
+from .errors import InputError
+from .projection import alignment_matrix, projection_similarity, safe_lora_projector, select_modules
+from .records import record_results
+
+__all__ = [
+    "InputError",
+    "alignment_matrix",
+    "environment_report",
+    "pick_device",
+    "projection_similarity",
+    "record_results",
+    "safe_lora_projector",
+    "select_modules",
+]

@@ -1,0 +1,163 @@
+"""The course runner: execute notebooks with papermill, render HTML, collect their records.
+
+`safelora-lite course [NOTEBOOK ...] [--out DIR] [-p NAME VALUE ...]`
+  OUT/notebooks/<stem>.ipynb and .html   executed notebooks
+  OUT/results/<stem>.json                what each notebook recorded (its last cell)
+  OUT/course.json                        time and status per notebook, the environment
+  OUT/report.html                        all of it on one page
+"""
+
+import ast
+import html
+import json
+import time
+from pathlib import Path
+
+from .errors import InputError
+from .paths import repo_root
+from .records import write_json_atomic
+
+DEFAULT_OUT = Path("build/course")
+
+
+def notebook_dir() -> Path:
+    root = repo_root()
+    folder = (root if root is not None else Path.cwd()) / "notebooks"
+    if not folder.is_dir():
+        raise InputError(f"no notebooks folder at {folder}.", "run from a checkout of safelora-lite.")
+    return folder
+
+
+def list_notebooks(folder: Path | None = None) -> list[Path]:
+    """The numbered course notebooks, in order."""
+    folder = folder or notebook_dir()
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def resolve_notebooks(names: list[str], folder: Path | None = None) -> list[Path]:
+    """Notebooks named by number ("3", "03") or stem ("03_safe_lora"); all of them when none is named."""
+    available = list_notebooks(folder)
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        stem = Path(name).stem
+        matches = [p for p in available if p.stem == stem or (stem.isdigit() and p.stem.split("_")[0] == f"{int(stem):02d}")]
+        if not matches:
+            known = ", ".join(p.stem for p in available)
+            raise InputError(f"no notebook named {name!r}.", f"use a number or one of: {known}.")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def parse_value(text: str):
+    """papermill-style parameter values: Python literals where they parse, strings otherwise."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool = False) -> dict:
+    """Execute one notebook into OUT/notebooks, render it to HTML; return its status and time."""
+    import papermill
+
+    executed = out / "notebooks" / notebook.name
+    results_path = (out / "results" / f"{notebook.stem}.json").resolve()
+    params = {**parameters, "results_path": str(results_path)}
+    start = time.perf_counter()
+    status, error = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
+            kernel_name="python3", progress_bar=False, log_output=log_output,
+        )
+    except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
+        status, error = "failed", " ".join(str(exc).split())[:500]
+    seconds = time.perf_counter() - start
+    if executed.exists():
+        render_html(executed, executed.with_suffix(".html"))
+    return {"notebook": notebook.stem, "status": status, "seconds": round(seconds, 1), "error": error,
+            "results": str(results_path) if results_path.exists() else None}
+
+
+def render_html(notebook: Path, target: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target.write_text(body)
+
+
+def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False) -> list[dict]:
+    notebooks = resolve_notebooks(names)
+    parameters = {k: parse_value(v) for k, v in raw_params.items()}
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    for name in parameters:
+        if not any(name in d for d in declared.values()):
+            raise InputError(f"no selected notebook has a parameter {name!r}.", "see the notebook's `parameters` cell for its knobs.")
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    runs = []
+    for nb in notebooks:
+        own = {k: v for k, v in parameters.items() if k in declared[nb]}
+        print(f"running {nb.stem} ...", flush=True)
+        run = run_notebook(nb, out, own, log_output=log_output)
+        print(f"  {run['status']} in {run['seconds']} s", flush=True)
+        runs.append(run)
+    from .device import environment_report
+
+    summary = {"runs": runs, "parameters": parameters, "environment": environment_report()}
+    write_json_atomic(summary, out / "course.json")
+    write_report(out, summary)
+    return runs
+
+
+def write_report(out: Path, summary: dict) -> Path:
+    """OUT/report.html: per-notebook status, time and headline records, and the environment."""
+    rows = []
+    for run in summary["runs"]:
+        link = f'<a href="notebooks/{run["notebook"]}.html">{html.escape(run["notebook"])}</a>'
+        rows.append(f"<tr><td>{link}</td><td>{run['status']}</td><td>{run['seconds']}</td>"
+                    f"<td>{html.escape(run['error'] or '')}</td></tr>")
+    sections = []
+    for run in summary["runs"]:
+        if run["results"]:
+            data = json.loads(Path(run["results"]).read_text())
+            sections.append(f"<h3>{html.escape(run['notebook'])}</h3><pre>{html.escape(json.dumps(data, indent=1)[:4000])}</pre>")
+    env = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in summary["environment"].items())
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>safelora-lite course report</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:2px 8px;text-align:left}}pre{{background:#f4f4f4;padding:8px;overflow:auto}}</style></head><body>
+<h1>safelora-lite course report</h1>
+<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>error</th></tr>{''.join(rows)}</table>
+<h2>Recorded results</h2>{''.join(sections)}
+<h2>Environment</h2><table>{env}</table></body></html>"""
+    target = out / "report.html"
+    target.write_text(page)
+    return target
+
+
+def add_command(subparsers) -> None:
+    parser = subparsers.add_parser("course", help="run the course notebooks with papermill and write a report")
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="number or stem (default: all)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="papermill parameter for every notebook that declares it")
+    parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    runs = run_course(args.notebooks, args.out, dict(args.parameter), log_output=args.log_output)
+    failed = [r["notebook"] for r in runs if r["status"] != "ok"]
+    print(f"report: {args.out / 'report.html'}")
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        return 1
+    return 0

@@ -1,0 +1,48 @@
+"""The one device helper: cuda -> mps -> cpu, and a short report of what this machine has."""
+
+import platform
+
+import torch
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """Resolve "auto" to the best available device; pass any explicit torch device through."""
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def memory_report(device: torch.device) -> str:
+    """Total and free memory of a GPU, or a note that the CPU shares system memory."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return f"{torch.cuda.get_device_name(device)}: {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
+    return f"{device.type}: uses system memory"
+
+
+def environment_report(device: str = "auto") -> dict:
+    """Versions and device, printed at the top of every notebook and stored in the course report."""
+    import peft
+    import transformers
+
+    import safelora_lite
+
+    dev = pick_device(device)
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "safelora_lite": safelora_lite.__version__,
+        "device": str(dev),
+        "memory": memory_report(dev),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    for key, value in report.items():
+        print(f"{key:>14}: {value}")
+    return report
