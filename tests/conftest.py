@@ -33,3 +33,30 @@ def run_notebook(tmp_path_factory):
         return json.loads(results_path.read_text())
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_pair(tmp_path_factory):
+    """A tiny base / aligned LlamaForCausalLM pair and a q,v LoRA adapter on the aligned one.
+
+    Returns (base_dir, aligned_dir, adapter_dir): ordinary save_pretrained folders (safetensors).
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("tiny_llama")
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(config)
+    base.save_pretrained(root / "base")
+    with torch.no_grad():
+        for name, param in base.named_parameters():
+            if name.endswith("proj.weight"):
+                param.add_(0.05 * torch.randn_like(param))
+    base.save_pretrained(root / "aligned")
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(base, lora)
+    model.save_pretrained(root / "adapter")
+    return root / "base", root / "aligned", root / "adapter"
