@@ -9,8 +9,17 @@ from .device import environment_report, pick_device
 from .errors import InputError
 from .projection import alignment_matrix, projection_similarity, safe_lora_projector, select_modules
 from .records import record_results
+from .controls import random_modules, zero_modules
+from .safelora import apply_projection, safe_lora, safe_lora_dir, safe_lora_peft_model, score_adapter
 
 __all__ = [
+    "apply_projection",
+    "random_modules",
+    "safe_lora",
+    "safe_lora_dir",
+    "safe_lora_peft_model",
+    "score_adapter",
+    "zero_modules",
     "InputError",
     "alignment_matrix",
     "environment_report",

@@ -12,6 +12,7 @@ from .errors import InputError
 
 COMMAND_MODULES = [
     "safelora_lite.course",
+    "safelora_lite.safelora",
 ]
 
 

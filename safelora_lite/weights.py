@@ -78,3 +78,49 @@ def check_same_architecture(base: Checkpoint, aligned: Checkpoint) -> None:
                 f"base and aligned disagree on {field} ({base.config.get(field)} vs {aligned.config.get(field)}).",
                 "pair checkpoints of the same size.",
             )
+
+
+class StateDictWeights:
+    """The `Checkpoint` interface over an in-memory model or state dict (toy models, notebooks)."""
+
+    def __init__(self, source, name: str = "in-memory model"):
+        self.path = name
+        self._state = source.state_dict() if hasattr(source, "state_dict") else dict(source)
+        config = getattr(source, "config", None)
+        self.config = config.to_dict() if hasattr(config, "to_dict") else {}
+
+    def keys(self) -> list[str]:
+        return list(self._state)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._state
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._require(key).shape)
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._require(key).detach()
+
+    def _require(self, key: str) -> torch.Tensor:
+        if key not in self._state:
+            raise InputError(f"{self.path} has no weight {key}.", "check that the adapter was trained on this model family.")
+        return self._state[key]
+
+    @property
+    def architecture(self) -> str | None:
+        archs = self.config.get("architectures") or [None]
+        return archs[0]
+
+
+def open_weights(source) -> "Checkpoint | StateDictWeights":
+    """A checkpoint directory (str / Path), a Checkpoint, an nn.Module or a state dict -> per-tensor access."""
+    if isinstance(source, (Checkpoint, StateDictWeights)):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_dir():
+            raise InputError(f"checkpoint directory {path} not found.", "pass a folder saved with save_pretrained.")
+        return Checkpoint(path)
+    if hasattr(source, "state_dict") or isinstance(source, dict):
+        return StateDictWeights(source)
+    raise InputError(f"cannot read weights from a {type(source).__name__}.", "pass a checkpoint directory, a model or a state dict.")
