@@ -13,6 +13,7 @@ from .errors import InputError
 COMMAND_MODULES = [
     "safelora_lite.course",
     "safelora_lite.safelora",
+    "safelora_lite.fusion",
 ]
 
 
