@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "safelora_lite.course",
     "safelora_lite.safelora",
     "safelora_lite.fusion",
+    "safelora_lite.salora_export",
 ]
 
 
