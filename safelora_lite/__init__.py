@@ -11,8 +11,15 @@ from .projection import alignment_matrix, projection_similarity, safe_lora_proje
 from .records import record_results
 from .controls import random_modules, zero_modules
 from .safelora import apply_projection, safe_lora, safe_lora_dir, safe_lora_peft_model, score_adapter
+from .fusion import SafetyAdapterConfig, fuse, fuse_adapters, fuse_peft_model, sweep_fusion, train_safety_adapter
 
 __all__ = [
+    "SafetyAdapterConfig",
+    "fuse",
+    "fuse_adapters",
+    "fuse_peft_model",
+    "sweep_fusion",
+    "train_safety_adapter",
     "apply_projection",
     "random_modules",
     "safe_lora",
