@@ -1,0 +1,79 @@
+"""Per-tensor weight access: single file, sharded with an index, in memory; dtypes kept; bad folders refused."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from safelora_lite.errors import InputError
+from safelora_lite.weights import Checkpoint, StateDictWeights, check_same_architecture, open_weights
+
+
+def test_single_and_sharded_give_the_same_tensors(tiny_llama_pair, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    base_dir = tiny_llama_pair[0]
+    single = Checkpoint(base_dir)
+    LlamaForCausalLM.from_pretrained(base_dir).save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+    sharded = Checkpoint(tmp_path / "sharded")
+    reference = load_file(str(base_dir / "model.safetensors"))
+    assert set(sharded.keys()) == set(single.keys()) == set(reference)
+    for key, tensor in reference.items():
+        assert torch.equal(sharded.get(key), tensor) and torch.equal(single.get(key), tensor)
+        assert sharded.shape(key) == tuple(tensor.shape)
+    assert single.architecture == "LlamaForCausalLM" and single.config["hidden_size"] == 32
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_stored_dtype_is_kept(tiny_llama_pair, tmp_path, dtype):
+    from transformers import LlamaForCausalLM
+
+    LlamaForCausalLM.from_pretrained(tiny_llama_pair[0]).to(dtype).save_pretrained(tmp_path / "half")
+    assert Checkpoint(tmp_path / "half").get("model.layers.0.self_attn.q_proj.weight").dtype == dtype
+
+
+def test_bad_folders_and_keys(tiny_llama_pair, tmp_path):
+    with pytest.raises(InputError, match="no model.safetensors"):
+        Checkpoint(tmp_path)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(InputError, match="pytorch_model.bin"):
+        Checkpoint(tmp_path)
+    with pytest.raises(InputError, match="has no weight"):
+        Checkpoint(tiny_llama_pair[0]).get("model.layers.9.self_attn.q_proj.weight")
+    with pytest.raises(InputError, match="not found"):
+        open_weights(tmp_path / "missing")
+    with pytest.raises(InputError, match="cannot read weights"):
+        open_weights(42)
+
+
+def test_in_memory_weights_match_the_checkpoint(tiny_llama_pair):
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(tiny_llama_pair[0])
+    checkpoint = open_weights(tiny_llama_pair[0])
+    for source in (open_weights(model), open_weights(model.state_dict())):
+        assert isinstance(source, StateDictWeights)
+        key = "model.layers.1.mlp.down_proj.weight"
+        assert key in source and torch.equal(source.get(key), checkpoint.get(key))
+        assert source.shape(key) == checkpoint.shape(key)
+    assert open_weights(model).architecture == "LlamaForCausalLM"
+    check_same_architecture(open_weights(model), checkpoint)
+
+
+def test_check_same_architecture(tiny_llama_pair, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    base, aligned = Checkpoint(tiny_llama_pair[0]), Checkpoint(tiny_llama_pair[1])
+    check_same_architecture(base, aligned)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "deeper")
+    with pytest.raises(InputError, match="num_hidden_layers"):
+        check_same_architecture(base, Checkpoint(tmp_path / "deeper"))
+    other = json.loads((tmp_path / "deeper" / "config.json").read_text())
+    (tmp_path / "deeper" / "config.json").write_text(json.dumps({**other, "architectures": ["MistralForCausalLM"]}))
+    with pytest.raises(InputError, match="MistralForCausalLM"):
+        check_same_architecture(base, Checkpoint(tmp_path / "deeper"))
