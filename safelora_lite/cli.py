@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "safelora_lite.safelora",
     "safelora_lite.fusion",
     "safelora_lite.salora_export",
+    "safelora_lite.splora",
 ]
 
 
