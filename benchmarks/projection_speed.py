@@ -26,12 +26,9 @@ def make_inputs(d: int, r: int):
 
 
 def dense_score(v, b, a) -> float:
-    import torch
+    from safelora_lite.projection import dense_similarity
 
-    c = v @ v.T / torch.linalg.matrix_norm(v)  # (d, d)
-    ba = b @ a  # (d, d)
-    cba = c @ ba  # (d, d)
-    return float(torch.nn.functional.cosine_similarity(cba.flatten(), ba.flatten(), dim=0))
+    return dense_similarity(v, b, a)
 
 
 def low_rank_score(v, b, a) -> float:

@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 from .device import environment_report, pick_device
 from .errors import InputError
 from .projection import alignment_matrix, projection_similarity, safe_lora_projector, select_modules
+from .exercises import check, exercise_inputs
 from .records import record_results
 from .controls import random_modules, zero_modules
 from .safelora import apply_projection, safe_lora, safe_lora_dir, safe_lora_peft_model, score_adapter
@@ -29,6 +30,8 @@ __all__ = [
     "zero_modules",
     "InputError",
     "alignment_matrix",
+    "check",
+    "exercise_inputs",
     "environment_report",
     "pick_device",
     "projection_similarity",

@@ -204,3 +204,11 @@ def select_modules(
     else:
         raise InputError(f"unknown selection {select!r}.", "use 'number' or 'threshold'.")
     return [n for n in names if n in chosen]
+
+
+def dense_similarity(v: torch.Tensor, lora_b: torch.Tensor, lora_a: torch.Tensor) -> float:
+    """The brute-force Safe LoRA score, for teaching and benchmarks: forms C, C B A and B A (three d x d)."""
+    c = v @ v.T / torch.linalg.matrix_norm(v)  # (d_out, d_out), C
+    ba = lora_b @ lora_a  # (d_out, d_in)
+    cba = c @ ba  # (d_out, d_in)
+    return float(torch.nn.functional.cosine_similarity(cba.flatten(), ba.flatten(), dim=0))
