@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import safelora_lite as sl
-from safelora_lite.adapters import read_adapter
+from safelora_lite.adapters import read_adapter, write_adapter
 from safelora_lite.controls import random_modules, zero_modules
 from safelora_lite.safelora import apply_projection, safe_lora, safe_lora_peft_model, score_adapter
 
@@ -187,3 +187,55 @@ def test_random_control_is_seeded_and_in_range(tiny_llama_pair):
     assert random_modules(adapter, 0, 0) == []
     with pytest.raises(sl.InputError):
         random_modules(adapter, 5, 0)
+
+
+def test_variant_evaluator_merges_like_peft(tiny_llama_pair, tmp_path):
+    from types import SimpleNamespace
+
+    from peft import PeftModel
+    from transformers import LlamaForCausalLM
+
+    from safelora_lite.posthoc import VariantEvaluator
+
+    base_dir, aligned_dir, adapter_dir = tiny_llama_pair
+    world = SimpleNamespace(load_model=lambda which, device=None: LlamaForCausalLM.from_pretrained(aligned_dir).eval())
+    evaluator = VariantEvaluator(world)
+    projected, _ = safe_lora(adapter_dir, base_dir, aligned_dir, k=2)
+    evaluator.merge(projected)
+    out = write_adapter(projected, tmp_path / "projected")
+    merged = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(aligned_dir), out).merge_and_unload()
+    for key, value in merged.state_dict().items():
+        assert torch.allclose(evaluator.model.state_dict()[key], value, atol=1e-6), key
+    evaluator.merge(zero_modules(projected, projected.modules))  # back to the aligned weights
+    aligned = LlamaForCausalLM.from_pretrained(aligned_dir).state_dict()
+    assert all(torch.equal(evaluator.model.state_dict()[k], v) for k, v in aligned.items())
+
+
+def test_k_sweep_points_and_controls(tiny_llama_pair):
+    from safelora_lite.posthoc import k_sweep, threshold_sweep
+
+    base_dir, aligned_dir, adapter_dir = tiny_llama_pair
+    adapter = read_adapter(adapter_dir)
+    calls = []
+
+    def fake_evaluate(variant):  # a stand-in metric: how much of the update is left
+        calls.append(variant)
+        left = sum(float(m.delta().norm()) for m in variant.modules.values()) / sum(float(m.delta().norm()) for m in adapter.modules.values())
+        return {"refusal_rate": 1 - left, "harmful_compliance_rate": left, "over_refusal_rate": 0.0, "task_accuracy": left}
+
+    projections = {"paper": score_adapter(adapter, base_dir, aligned_dir), "exact": score_adapter(adapter, base_dir, aligned_dir, "exact", 1)}
+    points = k_sweep(fake_evaluate, adapter, projections, [0, 2, 4], seed=3, exact_rank=1, attack="mixed")
+    assert {p["method"] for p in points} == {"safe_lora_paper", "safe_lora_exact", "zero", "random"}
+    for p in points:
+        assert set(p) >= {"method", "k", "rank", "seed", "refusal_rate", "task_accuracy", "over_refusal_rate"}
+        assert len(p["modules"]) == p["k"] and p["seed"] == 3 and p["attack"] == "mixed"
+        assert (p["rank"] == 1) == (p["method"] == "safe_lora_exact")
+    by = {(p["method"], p["k"]): p for p in points}
+    for k in (0, 2, 4):
+        assert by[("zero", k)]["modules"] == by[("safe_lora_paper", k)]["modules"]
+        assert by[("zero", k)]["task_accuracy"] == by[("safe_lora_paper", k)]["zero_control"]["task_accuracy"]
+    assert by[("zero", 4)]["task_accuracy"] == pytest.approx(0.0)
+    assert by[("safe_lora_paper", 0)]["task_accuracy"] == pytest.approx(1.0)
+    assert 0 < by[("safe_lora_paper", 4)]["task_accuracy"] < 1  # projected, not deleted
+    t_points = threshold_sweep(fake_evaluate, adapter, projections["paper"], [-1.0, 1.0], seed=3)
+    assert [p["k"] for p in t_points] == [0, 4] and all(p["select"] == "threshold" for p in t_points)
