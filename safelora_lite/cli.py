@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "safelora_lite.fusion",
     "safelora_lite.salora_export",
     "safelora_lite.splora",
+    "safelora_lite.finetune",
 ]
 
 
