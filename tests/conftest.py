@@ -60,3 +60,15 @@ def tiny_llama_pair(tmp_path_factory):
     model = get_peft_model(base, lora)
     model.save_pretrained(root / "adapter")
     return root / "base", root / "aligned", root / "adapter"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` need CUDA: skipped, with the reason shown, on machines without it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
