@@ -117,3 +117,6 @@ register(
     _layers,
     lambda modules: select_modules(_scores(modules), "number", k=2),
 )
+
+
+from . import exercises_course  # noqa: E402,F401  (notebooks 02 and 04-10: registers their exercises)
