@@ -108,3 +108,21 @@ def test_bad_settings_are_input_errors():
         mp.plan(config, batch=0)
     with pytest.raises(InputError, match="unknown target module"):
         mp.lora_parameters(config, 8, ["qkv"])
+
+
+def test_measured_step_on_the_cpu_times_without_a_peak():
+    model = lora_model(small_config(num_hidden_layers=1), torch.float32, ("q_proj", "v_proj"))
+    out = mp.measured_step(model, seq_len=16, batch=1, device=torch.device("cpu"), steps=2)
+    assert out["step_seconds"] > 0 and "peak_bytes" not in out
+
+
+def test_gpu_benchmark_explains_itself_on_a_cpu_only_machine():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_gpu.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0 and "no CUDA GPU" in proc.stdout
