@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "safelora_lite.salora_export",
     "safelora_lite.splora",
     "safelora_lite.finetune",
+    "safelora_lite.lox",
 ]
 
 
