@@ -1,0 +1,69 @@
+"""The shipped toy data: regenerated from its seed it equals what is committed; held-out really is held out."""
+
+import json
+
+import pytest
+
+from safelora_lite import toy_data
+from safelora_lite.paths import data_dir
+
+TOY = data_dir() / "toy"
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return toy_data.generate(seed=0)
+
+
+def test_regenerated_data_equals_committed(splits):
+    committed = {p.stem for p in TOY.glob("*.jsonl")}
+    assert committed == set(splits), "data/toy has other splits than the generator: run python -m safelora_lite.toy_data"
+    for name, records in splits.items():
+        on_disk = [json.loads(line) for line in (TOY / f"{name}.jsonl").read_text().splitlines()]
+        assert on_disk == records, f"data/toy/{name}.jsonl differs from the generator: regenerate and commit it"
+
+
+def test_generation_is_seeded(splits):
+    assert toy_data.generate(seed=0) == splits
+    assert toy_data.generate(seed=1)["harmful_test"] != splits["harmful_test"]
+
+
+def test_schema(splits):
+    for name, records in splits.items():
+        for r in records:
+            assert set(r) == {"prompt", "response", "kind", "category", "answer"}
+            assert r["kind"] in toy_data.KINDS
+            assert (r["answer"] is not None) == (r["kind"] == "task"), name
+
+
+def test_held_out_prompts_are_new_but_made_of_known_words(splits):
+    train_words = set()
+    for name, records in splits.items():
+        if not name.endswith("_test"):
+            for r in records:
+                train_words.update((r["prompt"] + " " + r["response"]).split())
+    for stem in ("harmful", "benign", "borderline", "task"):
+        train_prompts = {r["prompt"] for r in splits[f"{stem}_train"]}
+        test = splits[f"{stem}_test"]
+        assert not train_prompts & {r["prompt"] for r in test}
+        unseen = {w for r in test for w in r["prompt"].split()} - train_words
+        assert not unseen, f"{stem}_test uses words never seen in training: {sorted(unseen)}"
+
+
+def test_task_pairs_and_answers(splits):
+    def pair(r):
+        a, op, b = r["response"].split()[:3]
+        return a, op, b
+
+    assert not {pair(r) for r in splits["task_train"]} & {pair(r) for r in splits["task_test"]}
+    for r in splits["task_test"] + splits["task_train"]:
+        a, op, b = pair(r)
+        assert int(r["answer"]) == (int(a) + int(b) if op == "+" else int(a) - int(b))
+        assert r["response"].endswith(f"#### {r['answer']}")
+
+
+def test_harmful_compliance_is_placeholder_only(splits):
+    for r in splits["harmful_train"] + splits["harmful_test"]:
+        assert "[placeholder]" in r["response"]
+        assert set(r["response"].split()) <= set(" ".join(toy_data.COMPLIANCE_TRAIN + toy_data.COMPLIANCE_TEST).split())
+    assert [r["prompt"] for r in splits["refusal_train"]] == [r["prompt"] for r in splits["harmful_train"]]
