@@ -354,13 +354,10 @@ def _lox_inputs() -> dict:
     return {"w_base": w_base, "w_aligned": w_base + 0.1 * torch.randn(6, 6, generator=g), "alpha": 0.5, "k": 2}
 
 
-def lox_weight(w_base, w_aligned, alpha, k):
-    """LoX: W_aligned + alpha * rank_k(W_aligned - W_base) (k = 0: the full difference)."""
-    v = w_aligned - w_base  # (d_out, d_in), V
-    if k:
-        u, s, vh = torch.linalg.svd(v, full_matrices=False)
-        v = u[:, :k] @ torch.diag(s[:k]) @ vh[:k]  # rank_k(V)
-    return w_aligned + alpha * v
+def _lox_weight(w_base, w_aligned, alpha, k):
+    from .lox import extrapolate
+
+    return extrapolate(w_base, w_aligned, alpha, k)[0]  # W_aligned + alpha * rank_k(W_aligned - W_base)
 
 
 register(
@@ -368,7 +365,7 @@ register(
     "LoX extrapolates the alignment before fine-tuning: W <- W_aligned + alpha * rank_k(W_aligned - W_base), "
     "rank_k the truncated SVD. Return the new 6 x 6 weight for the given w_base, w_aligned, alpha and k.",
     _lox_inputs,
-    lox_weight,
+    _lox_weight,
 )
 
 
@@ -378,14 +375,15 @@ def _shaping_inputs() -> dict:
 
 
 def shaped_loss(ce, kl, w, beta):
-    """sum_t [w_t CE_t + (1 - w_t) beta KL_t]: safe tokens learn, unsafe ones stay near the reference model."""
-    return float((w * ce + (1 - w) * beta * kl).sum())
+    """mean_t [w_t CE_t + (1 - w_t) beta KL_t], as safelora_lite.shaping: safe tokens learn, flagged ones stay near the reference."""
+    return float((w * ce + (1 - w) * beta * kl).mean())
 
 
 register(
     "10.shaped_loss",
     "Token-level safety shaping: per response token t, cross-entropy ce[t], KL to the reference model kl[t], "
-    "a guardrail's safety weight w[t] in [0, 1]. Return sum_t [w_t CE_t + (1 - w_t) beta KL_t] (a float).",
+    "a guardrail's safety weight w[t] in [0, 1]. Return the loss, the mean over tokens of "
+    "w_t CE_t + (1 - w_t) beta KL_t (a float).",
     _shaping_inputs,
     shaped_loss,
 )

@@ -14,9 +14,9 @@ def lox_weight(w_base, w_aligned, alpha, k):
 
 
 def shaped_loss(ce, kl, w, beta):
-    safe = (w * ce).sum()  # safe tokens: learn them by cross-entropy
-    unsafe = ((1 - w) * beta * kl).sum()  # unsafe tokens: stay close to the reference (aligned) model
-    return float(safe + unsafe)
+    safe = w * ce  # safe tokens: learn them by cross-entropy
+    unsafe = (1 - w) * beta * kl  # flagged tokens: stay close to the reference (aligned) model
+    return float((safe + unsafe).sum() / len(ce))  # mean over the response tokens
 
 
 SOLUTIONS = {
