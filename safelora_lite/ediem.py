@@ -80,9 +80,12 @@ def _order_statistics(flat: torch.Tensor, ranks: list[int]) -> dict[int, float]:
     return out
 
 
-def quantiles(x: torch.Tensor, qs: list[float]) -> list[float]:
-    """Exact quantiles of all entries of `x` (linear interpolation, as torch.quantile), at any size."""
-    flat = as_float32(x, "tensor").reshape(-1)
+def quantiles(x: torch.Tensor, qs: list[float], check: bool = True) -> list[float]:
+    """Exact quantiles of all entries of `x` (linear interpolation, as torch.quantile), at any size.
+
+    check=False skips the NaN / Inf pass, for tensors the library computed from checked inputs.
+    """
+    flat = (as_float32(x, "tensor") if check else x.detach().float()).reshape(-1)
     n = flat.numel()
     if n == 0:
         raise InputError("cannot take quantiles of an empty tensor.")
@@ -101,10 +104,10 @@ def quantiles(x: torch.Tensor, qs: list[float]) -> list[float]:
     return out
 
 
-def quantile_range_terms(projected: torch.Tensor, update: torch.Tensor) -> tuple[float, float]:
+def quantile_range_terms(projected: torch.Tensor, update: torch.Tensor, check: bool = True) -> tuple[float, float]:
     """(v_M, v_m) = (Q3(X) - Q1(X), Q1(X) - Q1(Y)) for X = C B A, Y = B A (dense, any size)."""
-    q1_x, q3_x = quantiles(projected, [0.25, 0.75])
-    (q1_y,) = quantiles(update, [0.25])
+    q1_x, q3_x = quantiles(projected, [0.25, 0.75], check=check)
+    (q1_y,) = quantiles(update, [0.25], check=check)
     return q3_x - q1_x, q1_x - q1_y
 
 
@@ -130,11 +133,16 @@ def ediem(d: float, distances: torch.Tensor, v_max: float = 0.0, v_min: float = 
     return z - v_min  # the (v_M - v_m) rescaling cancels, as in the public code
 
 
-def update_distance(c: Projector, lora_b: torch.Tensor, lora_a: torch.Tensor, scaling: float = 1.0) -> float:
-    """d = ||s (C B A - B A)||_F in low-rank form: with P = C B - B and G = A A^T, d^2 = s^2 sum((P^T P) * G)."""
+def update_distance(c: Projector, lora_b: torch.Tensor, lora_a: torch.Tensor, scaling: float = 1.0,
+                    projected_b: torch.Tensor | None = None) -> float:
+    """d = ||s (C B A - B A)||_F in low-rank form: with P = C B - B and G = A A^T, d^2 = s^2 sum((P^T P) * G).
+
+    projected_b: C B if already computed (it is the expensive part).
+    """
     lora_b = as_float32(lora_b, "lora_b")  # (d_out, r), B
     lora_a = as_float32(lora_a, "lora_a")  # (r, d_in), A
-    p = (c @ lora_b - lora_b).double()  # (d_out, r), (C - I) B
+    projected_b = c @ lora_b if projected_b is None else projected_b  # (d_out, r), C B
+    p = (projected_b - lora_b).double()  # (d_out, r), (C - I) B
     gram_a = lora_a.double() @ lora_a.double().T  # (r, r)
     return abs(scaling) * float(((p.T @ p) * gram_a).sum().clamp_min(0.0)) ** 0.5
 

@@ -104,12 +104,14 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
         projected_b = c @ lora_b  # (d_out, r), C B
         update = s * (lora_b @ lora_a)  # (d_out, d_in), s B A (dense: for the quantile terms)
         projected = s * (projected_b @ lora_a)  # (d_out, d_in), s C B A
-        d = update_distance(c, lora_b, lora_a, s)
+        d = update_distance(c, lora_b, lora_a, s, projected_b=projected_b)
         v_max = v_min = 0.0
         if variant == "reference" or quantile_terms:
-            v_max, v_min = quantile_range_terms(projected, update)
+            v_max, v_min = quantile_range_terms(projected, update, check=False)
+        gram_a = lora_a.double() @ lora_a.double().T  # (r, r)
+        update_norm = abs(s) * float(((lora_b.double().T @ lora_b.double()) * gram_a).sum().clamp_min(0.0)) ** 0.5
         row = {"name": name, "distance": d, "v_max": v_max, "v_min": v_min, "shape": (lora_b.shape[0], lora_a.shape[1]),
-               "update_norm": float(torch.linalg.matrix_norm(update))}
+               "update_norm": update_norm}
         if variant == "reference":
             row.update(score=reference_ediem(projected, update), null_mean=d, null_iqr=0.0)
         elif null == "random":
