@@ -75,7 +75,8 @@ class ModuleInit:
 
     v_s: torch.Tensor  # (d_out, r_s), V_s: safety directions of the module's output
     lora_b0: torch.Tensor  # (d_out, r), B0
-    lora_a0: torch.Tensor  # (r, d_in), A0
+    lora_a0: torch.Tensor | None  # (r, d_in), A0 (None without task init)
+    v_t: torch.Tensor | None = None  # (d_out, d_t), V_t: task directions (for plots)
 
 
 class SafetyModule(torch.nn.Module):
@@ -126,24 +127,29 @@ def task_init(weight: torch.Tensor, v_t: torch.Tensor, r: int) -> tuple[torch.Te
     return b0, a0
 
 
-def prepare(model: torch.nn.Module, safety_batches, task_batches, config: SaLoRAConfig,
-            max_tokens: int | None = 4096) -> dict[str, ModuleInit]:
-    """V_s, B0, A0 for every target module of the clean aligned `model` (keys: module paths)."""
+def inits_from_features(model: torch.nn.Module, safety_x: dict, task_x: dict | None, config: SaLoRAConfig) -> dict[str, ModuleInit]:
+    """V_s (and V_t, B0, A0) per target module from collected features (features.collect_module_inputs)."""
     config.check()
-    safety_x = collect_module_inputs(model, safety_batches, config.target_modules, max_tokens)
-    task_x = collect_module_inputs(model, task_batches, config.target_modules, max_tokens) if config.task_init else None
-    modules = find_target_modules(model, config.target_modules)
     inits = {}
-    for name, linear in modules.items():
+    for name, linear in find_target_modules(model, config.target_modules).items():
         w = linear.weight.detach().float()  # (d_out, d_in), W
         v_s = feature_directions(safety_x[name], w, config.safety_rank)  # (d_out, r_s)
         if config.task_init:
             v_t = feature_directions(task_x[name], w, config.task_rank)  # (d_out, d_t)
             b0, a0 = task_init(w, v_t, config.r)
         else:
-            b0, a0 = torch.zeros(w.shape[0], config.r), None
-        inits[name] = ModuleInit(v_s=v_s, lora_b0=b0, lora_a0=a0)
+            v_t, b0, a0 = None, torch.zeros(w.shape[0], config.r), None
+        inits[name] = ModuleInit(v_s=v_s, lora_b0=b0, lora_a0=a0, v_t=v_t)
     return inits
+
+
+def prepare(model: torch.nn.Module, safety_batches, task_batches, config: SaLoRAConfig,
+            max_tokens: int | None = 4096) -> dict[str, ModuleInit]:
+    """V_s, B0, A0 for every target module of the clean aligned `model` (keys: module paths)."""
+    config.check()
+    safety_x = collect_module_inputs(model, safety_batches, config.target_modules, max_tokens)
+    task_x = collect_module_inputs(model, task_batches, config.target_modules, max_tokens) if config.task_init else None
+    return inits_from_features(model, safety_x, task_x, config)
 
 
 def lora_layers(model) -> dict[str, torch.nn.Module]:
@@ -201,6 +207,16 @@ def raw_lora_b(lora_b: torch.nn.Module) -> torch.Tensor:
     if parametrize.is_parametrized(lora_b, "weight"):
         return lora_b.parametrizations.weight.original
     return lora_b.weight
+
+
+def safety_fractions(inits: dict[str, ModuleInit], adapter) -> dict[str, float]:
+    """subspace_fraction of every module of a LoraAdapter (adapters.read_adapter) against its V_s."""
+    return {name: subspace_fraction(inits[name[len(PEFT_PREFIX):]].v_s, m.lora_b, m.lora_a) for name, m in adapter.modules.items()}
+
+
+def subspace_overlap(v_s: torch.Tensor, v_t: torch.Tensor) -> torch.Tensor:
+    """Cosines of the principal angles between the safety and task subspaces (1: shared direction)."""
+    return torch.linalg.svdvals(v_s.T @ v_t)
 
 
 def subspace_fraction(v_s: torch.Tensor, lora_b: torch.Tensor, lora_a: torch.Tensor) -> float:
@@ -330,3 +346,83 @@ def model_from_checkpoint(checkpoint: SaLoRACheckpoint, model: torch.nn.Module, 
             layer.lora_A[adapter_name].weight.copy_(m.lora_a)
             raw_lora_b(layer.lora_B[adapter_name]).copy_(m.lora_b)
     return peft_model
+
+
+# ---------------------------------------------------------------- on the toy world
+
+def feature_batches(tokenizer, records: list[dict], n_samples: int = 128, batch_size: int = 32) -> list[dict]:
+    """The first `n_samples` (prompt, response) records as padded batches with response-only labels."""
+    from .training import collate, encode_records
+
+    if not records or n_samples < 1:
+        raise InputError("no feature samples.", "pass at least one (prompt, response) record and n_samples >= 1.")
+    encoded = encode_records(tokenizer, records[:n_samples])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return [collate(encoded[i: i + batch_size], pad) for i in range(0, len(encoded), batch_size)]
+
+
+def train_on_world(world, attack, safety_rank: int = 32, task_rank: int = 32, task_init: bool = True,
+                   n_feature_samples: int = 128, progress: bool = True, eval_every: int | None = None,
+                   curve_max_per_split: int = 40) -> Path:
+    """SaLoRA fine-tuning of the toy aligned model on the attack's data, with the attack's own rank,
+    alpha, modules, steps, lr, batch and seed, and the same trainer as `toy_world.train_attack`.
+
+    Safety features: the first `n_feature_samples` harmful->refusal records (refusal_train). Task
+    features: the first ones of the fine-tuning data itself (what a user fine-tuning has; for a
+    mixed attack it includes its harmful examples). Cached; returns a folder with `checkpoint/`
+    (SaLoRA training state), `adapter/` (its rank-2r PEFT export), `attack.json` and, with
+    eval_every, `curve.json` (the training-time model evaluated along the way).
+    """
+    import time
+
+    from . import toy_world as tw
+    from .records import write_json_atomic
+    from .salora_export import export_checkpoint
+    from .training import train
+
+    config = SaLoRAConfig(r=attack.r, lora_alpha=attack.lora_alpha, safety_rank=safety_rank, task_rank=task_rank,
+                          target_modules=tuple(attack.target_modules), task_init=task_init)
+    config.check()
+    key = tw._key({"attack": attack.key(), "salora": asdict(config), "n": n_feature_samples, "eval_every": eval_every,
+                   "curve": curve_max_per_split if eval_every else None})
+    out = world.root / "salora" / f"{attack.kind}-{key}"
+    if (out / "attack.json").is_file():
+        return out
+    tw._limit_threads()
+    records = tw.attack_records(attack)
+    safety = feature_batches(world.tokenizer, tw.load_split("refusal_train"), n_feature_samples)
+    task = feature_batches(world.tokenizer, records, n_feature_samples)
+    clean = world.load_model("aligned")
+    start = time.perf_counter()
+    inits = prepare(clean, safety, task, config, max_tokens=None)
+    torch.manual_seed(attack.seed)
+    model = build_model(clean, inits, config)
+    seconds_setup = time.perf_counter() - start
+    curve = []
+
+    def record(step, loss):
+        with parametrize.cached():
+            rates = tw.evaluate(world, model, progress=False, max_per_split=curve_max_per_split)
+        curve.append({"step": step, "loss": loss, **rates})
+
+    callback = None
+    if eval_every:
+        record(0, None)
+        callback = lambda step, loss: record(step, loss) if step % eval_every == 0 or step == attack.steps else None  # noqa: E731
+    start = time.perf_counter()
+    losses = train(model, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed, progress,
+                   callback, desc=f"SaLoRA: {attack.kind}")
+    seconds = time.perf_counter() - start
+    try:
+        with new_output_dir(out) as tmp:
+            save_checkpoint(checkpoint_from_model(model, info={"step": attack.steps, "attack": asdict(attack)}), tmp / "checkpoint")
+            export_checkpoint(tmp / "checkpoint", tmp / "adapter")
+            if eval_every:
+                write_json_atomic(curve, tmp / "curve.json")
+            write_json_atomic({"attack": asdict(attack), "salora": asdict(config), "world": world.config.key(),
+                               "n_feature_samples": n_feature_samples, "seconds_setup": round(seconds_setup, 1),
+                               "seconds": round(seconds, 1), "losses": losses}, tmp / "attack.json")
+    except InputError:
+        if not (out / "attack.json").is_file():
+            raise
+    return out
