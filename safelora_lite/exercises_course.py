@@ -270,15 +270,10 @@ def _pareto_inputs() -> dict:
                        "fusion": [0.70, 0.80], "splora": [0.30, 0.80]}}
 
 
-def pareto_front(points: dict) -> list[str]:
-    """Names of the points (refusal rate, task accuracy) that no other point dominates, in input order.
+def _pareto_front(points):
+    from .comparison import pareto_front
 
-    q dominates p when q is at least as good on both and strictly better on one.
-    """
-    def dominated(p):
-        return any(q[0] >= p[0] and q[1] >= p[1] and (q[0] > p[0] or q[1] > p[1]) for q in points.values())
-
-    return [name for name, p in points.items() if not dominated(p)]
+    return pareto_front({name: tuple(p) for name, p in points.items()})
 
 
 register(
@@ -286,7 +281,7 @@ register(
     "points maps a method to [refusal rate, task accuracy] (invented numbers; both: higher is better). Which methods are on the "
     "Pareto front (no other method at least as good on both and better on one)? A list in input order.",
     _pareto_inputs,
-    pareto_front,
+    _pareto_front,
 )
 
 
