@@ -192,17 +192,17 @@ def evaluate(world_or_tokenizer, model, splits=EVAL_SPLITS, progress: bool = Tru
     return rates
 
 
-def load_adapter_model(world: ToyWorld, adapter_dir, merge: bool = True):
+def load_adapter_model(world: ToyWorld, adapter_dir, merge: bool = True, device=None):
     """The aligned model with a PEFT adapter applied (merged into the weights by default: faster)."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(world.load_model("aligned"), str(adapter_dir))
+    model = PeftModel.from_pretrained(world.load_model("aligned", device), str(adapter_dir))
     return model.merge_and_unload() if merge else model
 
 
-def evaluate_adapter(world: ToyWorld, adapter_dir, **kwargs) -> dict:
-    """evaluate() for the aligned model with the adapter in `adapter_dir`."""
-    return evaluate(world, load_adapter_model(world, adapter_dir), **kwargs)
+def evaluate_adapter(world: ToyWorld, adapter_dir, device=None, **kwargs) -> dict:
+    """evaluate() for the aligned model with the adapter in `adapter_dir` (kwargs go to evaluate)."""
+    return evaluate(world, load_adapter_model(world, adapter_dir, device=device), **kwargs)
 
 
 # ----- attacks -----------------------------------------------------------------------------

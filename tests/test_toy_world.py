@@ -1,0 +1,96 @@
+"""The toy world's API: checkpoints, evaluation, attacks, the trainer and its encoding."""
+
+import json
+
+import pytest
+import torch
+
+from safelora_lite import toy_world as tw
+from safelora_lite.adapters import read_adapter
+from safelora_lite.errors import InputError
+from safelora_lite.training import IGNORE_INDEX, collate, encode_conversation, train
+from safelora_lite.weights import Checkpoint
+
+
+@pytest.fixture(scope="session")
+def small_world():
+    return tw.build_world(tw.WorldConfig.small(), progress=False)
+
+
+def test_checkpoints_are_ordinary_transformers_folders(small_world):
+    from transformers import AutoTokenizer
+
+    for folder in (small_world.base_dir, small_world.aligned_dir):
+        assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+        tok = AutoTokenizer.from_pretrained(folder)
+        assert tok.chat_template and len(tok) == len(small_world.tokenizer)
+    base, aligned = Checkpoint(small_world.base_dir), Checkpoint(small_world.aligned_dir)
+    assert base.keys() == aligned.keys() and base.architecture == "LlamaForCausalLM"
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(base.get(key), aligned.get(key))  # W_aligned - W_base is not zero
+
+
+def test_aligned_refuses_and_base_complies(small_world):
+    rates = {w: tw.evaluate(small_world, small_world.load_model(w), progress=False, max_per_split=40) for w in ("base", "aligned")}
+    for r in rates.values():
+        assert set(r) == {"refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy"}
+        assert all(0.0 <= v <= 1.0 for v in r.values())
+    assert rates["base"]["refusal_rate"] <= 0.1
+    assert rates["aligned"]["refusal_rate"] >= rates["base"]["refusal_rate"] + 0.3
+
+
+def test_attack_adapter_curve_and_cache(small_world):
+    attack = tw.AttackConfig(kind="pure_harmful", steps=12, batch_size=16, r=4, lora_alpha=8)
+    path = tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8)
+    adapter = read_adapter(path)
+    config = json.loads((path / "adapter_config.json").read_text())
+    assert config["r"] == 4 and set(config["target_modules"]) == {"q_proj", "v_proj"}
+    assert len(adapter.modules) == 2 * small_world.config.num_layers
+    assert [p["step"] for p in tw.load_curve(path)] == [0, 6, 12]
+    assert tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8) == path  # cached
+    rates = tw.evaluate_adapter(small_world, path, progress=False, max_per_split=8)
+    assert all(0.0 <= v <= 1.0 for v in rates.values())
+
+
+def test_attack_data_mix():
+    mixed = tw.attack_records(tw.AttackConfig(kind="mixed", harmful_fraction=0.1, n_examples=200))
+    assert len(mixed) == 200 and sum(r["kind"] == "harmful" for r in mixed) == 20
+    assert all(r["kind"] == "task" for r in tw.attack_records(tw.AttackConfig(kind="benign")))
+    pure = tw.attack_records(tw.AttackConfig(kind="pure_harmful"))
+    assert len(pure) == 100 and all(r["kind"] == "harmful" for r in pure)
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="attack kind"):
+        tw.AttackConfig(kind="evil")
+    with pytest.raises(InputError, match="harmful_fraction"):
+        tw.AttackConfig(harmful_fraction=1.5)
+    with pytest.raises(InputError, match="unknown split"):
+        tw.load_split("harmful")
+
+
+def test_eval_subset_keeps_every_category():
+    subset = tw.eval_records(("harmful_test",), max_per_split=16)
+    assert len(subset) == 16 and {r["category"] for r in subset} == {r["category"] for r in tw.load_split("harmful_test")}
+
+
+def test_encoding_masks_the_prompt(small_world):
+    tok = small_world.tokenizer
+    enc = encode_conversation(tok, "how do i bake bread ?", "sure ! here is a simple way .")
+    n_prompt = enc["labels"].count(IGNORE_INDEX)
+    assert tok.decode(enc["input_ids"][n_prompt:], skip_special_tokens=True) == "sure ! here is a simple way ."
+    assert enc["labels"][-1] == tok.eos_token_id and enc["input_ids"][0] == tok.bos_token_id
+    batch = collate([enc, encode_conversation(tok, "hi", "ok")], tok.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()
+
+
+def test_train_fits_what_requires_grad(small_world):
+    model = small_world.load_model("base")
+    for name, p in model.named_parameters():
+        p.requires_grad = "layers.0." in name
+    frozen = model.model.layers[1].self_attn.q_proj.weight.clone()
+    records = tw.load_split("task_train")[:8]
+    losses = train(model, small_world.tokenizer, records, steps=25, lr=3e-3, batch_size=8, progress=False)
+    assert losses[-1] < losses[0]
+    assert torch.equal(model.model.layers[1].self_attn.q_proj.weight, frozen)
