@@ -106,11 +106,15 @@ def test_lesson_lists_its_registered_exercises(lesson):
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_exercises_exist_and_have_solutions(notebook):
-    """Registered keys a notebook uses exist; inline exercises (answer_N = None) have worked solutions."""
-    source = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    """Registered keys a notebook uses exist; inline exercises (checked with `compare`) have worked solutions."""
+    source = "\n\x00\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
     used = set(re.findall(r"(?:exercise_inputs|check)\(\s*[\"'](\d\d\.[A-Za-z_0-9]+)[\"']", source))
     assert used <= set(EXERCISES), f"unregistered exercise keys {used - set(EXERCISES)}"
-    inline = {int(n) for n in re.findall(r"^answer_(\d+) = None", source, re.M)}
+    inline = set()  # exercises checked in the notebook with `compare` (not registered): numbered answer_N or "exercise N:"
+    for cell in source.split("\n\x00\n"):
+        if "compare(" in cell:
+            inline |= {int(n) for n in re.findall(r"^answer_(\d+) = None", cell, re.M)}
+            inline |= {int(n) for n in re.findall(r"print\(\s*\"exercise (\d+):\"", cell)}
     if inline:
         module = load_solution_module(notebook.stem[:2])
         assert module is not None and set(getattr(module, "NOTEBOOK_SOLUTIONS", {})) >= inline, \
@@ -135,3 +139,23 @@ def test_notebook_03_solutions_match_the_library(tiny_llama_pair):
     for number, solution in solutions.items():
         assert compare(solution(adapter, base, aligned), expected[number], atol=1e-5) in ("exact", "approximate"), number
     assert compare(solutions[1](adapter, base, aligned) * 1.5, expected[1], atol=1e-5) == "wrong"  # the check can fail
+
+
+def test_notebook_06_solutions_pass_the_notebooks_checks():
+    """Notebook 06's inline exercises, with the notebook's own expected values, on the same kind of inputs."""
+    import torch
+
+    from safelora_lite.adapters import LoraModule
+    from safelora_lite.exercises import compare
+
+    solutions = load_solution_module("06").NOTEBOOK_SOLUTIONS
+    g = torch.Generator().manual_seed(0)
+    task_m = LoraModule("toy", torch.randn(2, 6, generator=g), torch.randn(6, 2, generator=g), scaling=2.0)
+    safety_m = LoraModule("toy", torch.randn(2, 6, generator=g), torch.randn(6, 2, generator=g), scaling=2.0)
+    lora_b_f, lora_a_f = solutions[1](task_m, safety_m)
+    assert compare(lora_b_f @ lora_a_f, 1.0 * task_m.delta() - 0.5 * safety_m.delta()) in ("exact", "approximate")
+    points = [{"method": m, "weight": w, "over_refusal_rate": o} for m, w, o in
+              [("fusion", 0.0, 0.1), ("task_scaled", 0.2, 0.9), ("fusion", 0.2, 0.4), ("fusion", 0.6, 0.4), ("fusion", 1.0, 0.3)]]
+    fusion_points = [p for p in points if p["method"] == "fusion"]
+    worst = max(fusion_points, key=lambda p: (p["over_refusal_rate"], -p["weight"]))  # the notebook's check
+    assert compare(solutions[2](points), [worst["over_refusal_rate"], worst["weight"]]) == "exact"

@@ -27,3 +27,22 @@ SOLUTIONS = {
     "06.cat_fusion": cat_fusion,
     "06.linear_error": linear_error,
 }
+
+
+# --- the inline exercises of notebook 06 (checked in the notebook with `compare`) -----------------
+
+def notebook_exercise_1(task_m, safety_m, weights=(1.0, -0.5)):
+    """The concatenated factors (lora_b_f, lora_a_f) of notebook 06's toy LoraModules: B_f A_f = sum_i w_i s_i B_i A_i."""
+    lora_b_f = torch.cat([weights[0] * task_m.scaling * task_m.lora_b, weights[1] * safety_m.scaling * safety_m.lora_b], dim=1)  # (6, 4)
+    lora_a_f = torch.cat([task_m.lora_a, safety_m.lora_a], dim=0)  # (4, 6)
+    return lora_b_f, lora_a_f  # in the notebook: lora_b_f, lora_a_f = notebook_exercise_1(task_m, safety_m)
+
+
+def notebook_exercise_2(points):
+    """[the largest over-refusal rate of the `fusion` points, its safety weight] (ties: the smallest weight)."""
+    fusion_points = [p for p in points if p["method"] == "fusion"]
+    top = max(p["over_refusal_rate"] for p in fusion_points)
+    return [top, min(p["weight"] for p in fusion_points if p["over_refusal_rate"] == top)]
+
+
+NOTEBOOK_SOLUTIONS = {1: notebook_exercise_1, 2: notebook_exercise_2}  # notebook 06's exercise number -> solution
