@@ -113,6 +113,13 @@ def quantization_config(quantization: str | None, compute_dtype: torch.dtype):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
+# Llama-2-chat's turn format, for tokenizers that ship without a chat template (e.g. base models).
+LLAMA2_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+    "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+
+
 def byte_tokenizer():
     """A small byte-level tokenizer (256 bytes + 4 specials) with a Llama-2-style chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -124,10 +131,7 @@ def byte_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
-    tokenizer.chat_template = (
-        "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
-        "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
-    )
+    tokenizer.chat_template = LLAMA2_CHAT_TEMPLATE
     return tokenizer
 
 
@@ -245,6 +249,8 @@ def load_model(
             model = model.to(dev)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        if getattr(tokenizer, "chat_template", None) is None:
+            tokenizer.chat_template = LLAMA2_CHAT_TEMPLATE
     if gradient_checkpointing:
         # transformers 5 renamed it activation checkpointing; older versions only have the old name
         if hasattr(model, "activation_checkpointing_enable"):
