@@ -13,6 +13,7 @@ from .records import record_results
 from .controls import random_modules, zero_modules
 from .safelora import apply_projection, safe_lora, safe_lora_dir, safe_lora_peft_model, score_adapter
 from .fusion import SafetyAdapterConfig, fuse, fuse_adapters, fuse_peft_model, sweep_fusion, train_safety_adapter
+from .splora import prune_modules, select_pruned, splora_dir, splora_peft_model
 
 __all__ = [
     "SafetyAdapterConfig",
@@ -22,6 +23,10 @@ __all__ = [
     "sweep_fusion",
     "train_safety_adapter",
     "apply_projection",
+    "prune_modules",
+    "select_pruned",
+    "splora_dir",
+    "splora_peft_model",
     "random_modules",
     "safe_lora",
     "safe_lora_dir",
