@@ -30,6 +30,7 @@ from torch import nn
 from .errors import InputError
 from .training import IGNORE_INDEX, encode_conversation
 
+VERSION = "2"  # bump when the model or its training changes, so that cached guardrails are retrained
 WEIGHTS_NAME = "guardrail.safetensors"
 CONFIG_NAME = "guardrail.json"
 
@@ -42,7 +43,7 @@ class GuardrailConfig:
     hidden: int = 32
     steps: int = 200
     lr: float = 1e-2
-    batch_size: int = 128
+    batch_size: int = 64
     harmful_fraction: float = 0.5  # share of the harmful training prompts the guardrail is trained on
     flip_fraction: float = 0.0  # share of its unsafe examples mislabelled safe: a weaker guardrail, on purpose
     seed: int = 0
@@ -56,7 +57,7 @@ class GuardrailConfig:
             raise InputError("guardrail steps, embed and hidden must be positive.", "use e.g. steps=300, embed=32, hidden=32.")
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps({"version": VERSION, **asdict(self)}, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class Guardrail(nn.Module):
@@ -65,48 +66,72 @@ class Guardrail(nn.Module):
     def __init__(self, vocab_size: int, embed: int = 32, hidden: int = 32):
         super().__init__()
         self.vocab_size = vocab_size
-        self.context_bag = nn.EmbeddingBag(vocab_size, embed, mode="mean")  # E_c
-        self.response_bag = nn.EmbeddingBag(vocab_size, embed, mode="mean")  # E_y
+        self.context_emb = nn.Embedding(vocab_size, embed)  # E_c
+        self.response_emb = nn.Embedding(vocab_size, embed)  # E_y
         self.mlp = nn.Sequential(nn.Linear(2 * embed, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
+    def prefix_logits(self, contexts: list[list[int]], responses: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of P(unsafe) for EVERY prefix of every response at once: (n, T) and its mask (n, T).
+
+        The mean of the first t+1 response embeddings is a cumulative sum divided by t+1, so one
+        pass scores all prefixes.
+        """
+        device = self.context_emb.weight.device
+        ctx, ctx_mask = _pad(contexts, device)  # (n, L), (n, L)
+        resp, resp_mask = _pad(responses, device)  # (n, T), (n, T)
+        e_c = (self.context_emb(ctx) * ctx_mask[..., None]).sum(1) / ctx_mask.sum(1, keepdim=True).clamp(min=1)  # (n, embed)
+        counts = torch.arange(1, resp.shape[1] + 1, device=device)[None, :, None]  # (1, T, 1)
+        e_y = (self.response_emb(resp) * resp_mask[..., None]).cumsum(1) / counts  # (n, T, embed), prefix means
+        features = torch.cat([e_c[:, None].expand(-1, resp.shape[1], -1), e_y], dim=-1)  # (n, T, 2 embed)
+        return self.mlp(features).squeeze(-1), resp_mask.bool()  # (n, T), (n, T)
+
     def forward(self, contexts: list[list[int]], prefixes: list[list[int]]) -> torch.Tensor:
-        """Logits of P(unsafe), shape (n,), for n (context, prefix) pairs."""
-        e_c = self.context_bag(*_bag(contexts, self.context_bag.weight.device))  # (n, embed)
-        e_y = self.response_bag(*_bag(prefixes, self.response_bag.weight.device))  # (n, embed)
-        return self.mlp(torch.cat([e_c, e_y], dim=-1)).squeeze(-1)  # (n,)
+        """Logits of P(unsafe), shape (n,), for n (context, whole prefix) pairs."""
+        logits, _ = self.prefix_logits(contexts, prefixes)  # (n, T)
+        last = torch.tensor([max(0, len(p) - 1) for p in prefixes], device=logits.device)
+        return logits.gather(1, last[:, None]).squeeze(1)  # (n,)
 
     @torch.no_grad()
     def safety_weights(self, context: list[int], response: list[int]) -> torch.Tensor:
         """w_t = 1 - P(unsafe | context, response[:t+1]) for every response token t, shape (T,)."""
         if not response:
             return torch.zeros(0)
-        prefixes = [response[: t + 1] for t in range(len(response))]
-        return 1.0 - torch.sigmoid(self([context] * len(prefixes), prefixes)).cpu()  # (T,)
+        logits, _ = self.prefix_logits([context], [response])
+        return 1.0 - torch.sigmoid(logits[0]).cpu()  # (T,)
 
     @torch.no_grad()
     def unsafe_probability(self, context: list[int], response: list[int]) -> float:
         """P(unsafe) of a whole response (the last prefix): the guardrail as a classic filter."""
         return float(torch.sigmoid(self([context], [response]))[0])
 
+    @torch.no_grad()
     def batch_weights(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Safety weights for a training batch: w at every label position, 1 elsewhere. (batch, seq)."""
         weights = torch.ones(labels.shape, dtype=torch.float32)  # (batch, seq)
+        rows, contexts, responses = [], [], []
         for i in range(labels.shape[0]):
             positions = (labels[i] != IGNORE_INDEX).nonzero().flatten().tolist()
-            if not positions:
-                continue
-            context = input_ids[i, : positions[0]].tolist()
-            response = labels[i, positions].tolist()
-            weights[i, positions] = self.safety_weights(context, response)
+            if positions:
+                rows.append((i, positions))
+                contexts.append(input_ids[i, : positions[0]].tolist())
+                responses.append(labels[i, positions].tolist())
+        if rows:
+            logits, _ = self.prefix_logits(contexts, responses)  # (n, T)
+            w = 1.0 - torch.sigmoid(logits).cpu()
+            for j, (i, positions) in enumerate(rows):
+                weights[i, positions] = w[j, : len(positions)]
         return weights.to(labels.device)
 
 
-def _bag(sequences: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flatten id lists for EmbeddingBag: (ids, offsets)."""
-    lengths = [max(1, len(s)) for s in sequences]
-    flat = [t for s in sequences for t in (s or [0])]
-    offsets = torch.tensor([0] + lengths[:-1]).cumsum(0)
-    return torch.tensor(flat, dtype=torch.long, device=device), offsets.to(device)
+def _pad(sequences: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists with 0: (ids, mask), both (n, longest)."""
+    width = max(1, max(len(s) for s in sequences))
+    ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros((len(sequences), width))
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1.0
+    return ids.to(device), mask.to(device)
 
 
 def split_context(encoded: dict) -> tuple[list[int], list[int]]:
@@ -149,27 +174,27 @@ def held_out_responses(splits: dict[str, list[dict]]) -> list[tuple[dict, int]]:
 
 def fit_guardrail(tokenizer, pairs: list[tuple[dict, int]], config: GuardrailConfig = GuardrailConfig(),
                   progress: bool = False) -> tuple[Guardrail, list[float]]:
-    """Train a Guardrail on every prefix of every labelled response; classes weighted equally."""
+    """Train a Guardrail on every prefix of every labelled response (each prefix carries its response's label)."""
     from tqdm.auto import tqdm
 
-    examples = []  # (context, prefix, label)
+    examples = []  # (context, response, label)
     for record, label in pairs:
         context, response = split_context(encode_conversation(tokenizer, record["prompt"], record["response"]))
-        examples += [(context, response[: t + 1], label) for t in range(len(response))]
-    n_unsafe = sum(e[2] for e in examples)
-    if n_unsafe == 0 or n_unsafe == len(examples):
+        examples.append((context, response, label))
+    labels = {e[2] for e in examples}
+    if labels != {0, 1}:
         raise InputError("the guardrail's training data has only one class.", "include both safe and unsafe responses.")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     guard = Guardrail(len(tokenizer), config.embed, config.hidden)
     optimizer = torch.optim.Adam(guard.parameters(), lr=config.lr)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(examples) - n_unsafe) / n_unsafe))
     losses = []
     guard.train()
     for _ in tqdm(range(config.steps), desc="guardrail", disable=not progress, leave=False):
         batch = rng.sample(examples, min(config.batch_size, len(examples)))
-        logits = guard([b[0] for b in batch], [b[1] for b in batch])  # (batch,)
-        loss = loss_fn(logits, torch.tensor([float(b[2]) for b in batch]))
+        logits, mask = guard.prefix_logits([b[0] for b in batch], [b[1] for b in batch])  # (n, T), (n, T)
+        target = torch.tensor([float(b[2]) for b in batch])[:, None].expand_as(logits)  # (n, T)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits[mask], target[mask])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -183,3 +183,21 @@ def _run(args) -> int:
     print(f"extrapolated {report['num_matrices']} matrices (alpha={args.alpha:g}, k={args.k}) in {report['seconds']:.1f} s "
           f"-> {Path(args.out) / REPORT_NAME}")
     return 0
+
+
+def attack_lox(world, attack, alpha: float, k: int, modules=DEFAULT_MODULES, progress: bool = False):
+    """LoX then the attack: (the LoX world, the attacked adapter folder). Evaluate with
+    `toy_world.evaluate_adapter(lox_world, folder)`: the adapter sits on the LoX model, not the aligned one."""
+    from .toy_world import train_attack
+
+    lox_world = extrapolated_world(world, alpha, k, modules)
+    return lox_world, train_attack(lox_world, attack, progress=progress)
+
+
+def evaluate_lox(world, attack, alpha: float, k: int, max_per_split: int | None = None, modules=DEFAULT_MODULES,
+                 progress: bool = False) -> dict:
+    """The comparison protocol's entry point: the four rates after LoX(alpha, k) and then `attack`."""
+    from .toy_world import evaluate_adapter
+
+    lox_world, folder = attack_lox(world, attack, alpha, k, modules, progress)
+    return evaluate_adapter(lox_world, folder, progress=False, max_per_split=max_per_split)

@@ -74,19 +74,9 @@ class ShapedObjective(nn.Module):
         self.guardrail = guardrail  # frozen: its parameters have requires_grad = False
         self.beta = beta
         self.parts: list[dict] = []
-        self._weights: dict[tuple, torch.Tensor] = {}
-
-    def _batch_weights(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        rows = []
-        for i in range(labels.shape[0]):  # each example is scored once and remembered
-            key = tuple(input_ids[i].tolist()) + (-1,) + tuple(labels[i].tolist())
-            if key not in self._weights:
-                self._weights[key] = self.guardrail.batch_weights(input_ids[i: i + 1].cpu(), labels[i: i + 1].cpu())[0]
-            rows.append(self._weights[key])
-        return torch.stack(rows).to(labels.device)  # (batch, seq)
 
     def forward(self, input_ids, attention_mask, labels):
-        weights = self._batch_weights(input_ids, labels)  # (batch, seq), w_t
+        weights = self.guardrail.batch_weights(input_ids, labels)  # (batch, seq), w_t; 1 off the response
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (batch, seq, vocab)
         with torch.no_grad(), self.model.disable_adapter():
             ref_logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # pi_ref
@@ -165,3 +155,15 @@ def load_report(adapter_dir) -> dict:
     if not path.is_file():
         raise InputError(f"{path} not found.", "train the adapter with train_shaped_lora.")
     return json.loads(path.read_text())
+
+
+def evaluate_shaped(world, attack, beta: float = 1.0, guardrail_config=None, max_per_split: int | None = None,
+                    progress: bool = False) -> dict:
+    """The comparison protocol's entry point: the four rates after the attack trained with safety shaping
+    (the world's guardrail, `guardrail.GuardrailConfig()` by default)."""
+    from .guardrail import GuardrailConfig, train_guardrail
+    from .toy_world import evaluate_adapter
+
+    guard = train_guardrail(world, guardrail_config or GuardrailConfig(), progress=progress)
+    folder = train_shaped_lora(world, attack, guard, beta, progress=progress)
+    return evaluate_adapter(world, folder, progress=False, max_per_split=max_per_split)
