@@ -11,3 +11,19 @@ def v_proj_shape(config):
 
 
 SOLUTIONS = {"08.v_proj_shape": v_proj_shape}
+
+
+# --- the inline exercises of notebook 08, section 7 (checked in the notebook with `compare`) -------
+
+def weights_gib():
+    return 1_100_048_384 * 2 / 2**30  # bf16: 2 bytes per parameter -> about 2.05 GiB
+
+
+def lora_params():
+    r, layers = 8, 22
+    q = r * (2048 + 2048)  # A (r x 2048) + B (2048 x r)
+    v = r * (2048 + 256)  # A (r x 2048) + B (256 x r): grouped-query attention, 4 k/v heads of 64
+    return layers * (q + v)
+
+
+NOTEBOOK_SOLUTIONS = {1: weights_gib, 2: lora_params}  # answer_weights_gib = weights_gib(), ...

@@ -21,3 +21,18 @@ SOLUTIONS = {
     "09.lora_parameters": lora_parameters,
     "09.lora_state_bytes": lora_state_bytes,
 }
+
+
+# --- the inline exercises of notebook 09, section 7 (checked in the notebook with `compare`) -------
+
+def weights_4bit_gib():
+    total, kept_16bit = 6_738_415_616, 262_410_240  # all parameters; embeddings + lm_head + norms
+    linear = (total - kept_16bit) * (0.5 + 1 / 64)  # NF4: half a byte, plus an 8-bit absmax per 64 weights
+    return (linear + (kept_16bit + 4096 * 11008) * 2) / 2**30  # + one projection dequantized to fp16 at a time
+
+
+def all_c_gib():
+    return 2 * 32 * 4096 * 4096 * 4 / 2**30  # q_proj and v_proj, 32 layers, one 4096 x 4096 fp32 C each: 4 GiB
+
+
+NOTEBOOK_SOLUTIONS = {1: weights_4bit_gib, 2: all_c_gib}  # answer_4bit_gib = weights_4bit_gib(), ...
