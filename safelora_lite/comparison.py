@@ -126,6 +126,25 @@ def run_fusion(ctx: RunContext, params: dict):
     return ctx.evaluate(fused), seconds
 
 
+def run_lox(ctx: RunContext, params: dict):
+    from .lox import REPORT_NAME, attack_lox
+    from .toy_world import evaluate_adapter
+
+    lox_world, folder = attack_lox(ctx.world, ctx.attack, params["alpha"], params["k"])
+    rates = evaluate_adapter(lox_world, folder, progress=False, max_per_split=ctx.evaluate.max_per_split)
+    return rates, json.loads((lox_world.aligned_dir / REPORT_NAME).read_text())["seconds"]  # LoX's attack is plain LoRA
+
+
+def run_shaping(ctx: RunContext, params: dict):
+    from .guardrail import GuardrailConfig, train_guardrail
+    from .shaping import load_report, train_shaped_lora
+
+    guard = train_guardrail(ctx.world, GuardrailConfig())
+    folder = train_shaped_lora(ctx.world, ctx.attack, guard, params["beta"], progress=False)
+    vanilla = json.loads((ctx.attacked_dir() / "attack.json").read_text())
+    return ctx.evaluate(read_adapter(folder)), load_report(folder)["seconds"] - vanilla["seconds"]
+
+
 METHODS: dict[str, Method] = {
     m.name: m for m in [
         Method("lora", "baseline", False, "none", run_lora),
@@ -135,6 +154,8 @@ METHODS: dict[str, Method] = {
         Method("splora", "after training", True, "none", run_splora),
         Method("salora", "during training", False, "harmful prompts with refusals (features, 128)", run_salora),
         Method("fusion", "after training", False, "harmful prompts with refusals (safety adapter)", run_fusion),
+        Method("lox", "before training", True, "none", run_lox),
+        Method("shaping", "during training", False, "a guardrail (trained on labelled toy responses)", run_shaping),
     ]
 }
 
