@@ -204,3 +204,27 @@ def test_cli_fuse_writes_adapter_and_report(adapters, tmp_path, capsys):
     config = json.loads((tmp_path / "f" / "adapter_config.json").read_text())
     first_named = next(b for b in (read_adapter(d).base_model for d in dirs[:2]) if b)
     assert config["use_rslora"] is False and config["base_model_name_or_path"] == first_named
+
+
+def test_safety_records_and_config():
+    from safelora_lite.fusion import SafetyAdapterConfig, safety_records
+
+    records = safety_records(SafetyAdapterConfig(n_examples=40, borderline_fraction=0.25, seed=1))
+    kinds = [r["kind"] for r in records]
+    assert len(records) == 40 and kinds.count("borderline") == 10 and kinds.count("harmful") == 30
+    assert safety_records(SafetyAdapterConfig(n_examples=40, seed=1)) == safety_records(SafetyAdapterConfig(n_examples=40, seed=1))
+    assert len(safety_records(SafetyAdapterConfig(n_examples=5000))) == 5000  # more than the split: drawn with replacement
+    with pytest.raises(InputError, match="outside"):
+        SafetyAdapterConfig(borderline_fraction=1.5)
+
+
+def test_sweet_spot_rule_and_weights():
+    from safelora_lite.fusion import fusion_weights, sweet_spot
+
+    assert fusion_weights(0.4) == (0.6, 0.4) and fusion_weights(0.4, "add") == (1.0, 0.4)
+    with pytest.raises(InputError, match="unknown fusion mode"):
+        fusion_weights(0.4, "mean")
+    pts = [{"weight": w, "refusal_rate": r, "over_refusal_rate": o, "task_accuracy": t}
+           for w, r, o, t in [(0.0, 0.1, 0.0, 0.9), (0.4, 0.8, 0.1, 0.85), (0.6, 0.9, 0.1, 0.5), (0.8, 0.8, 0.1, 0.88)]]
+    assert sweet_spot(pts, task_floor=0.8)["weight"] == 0.4  # 0.6 refuses more but loses the task; tie 0.4 / 0.8 -> 0.4
+    assert sweet_spot(pts, task_floor=0.95) is None
