@@ -162,6 +162,16 @@ def plan(config, seq_len: int = 512, batch: int = 1, rank: int = 16, target_modu
         quantization=None if quantization == "none" else quantization, gradient_checkpointing=gradient_checkpointing)
 
 
+def budget(gpu_gib: float, headroom: float = 0.9) -> float:
+    """Bytes a plan may use on a GPU of `gpu_gib`: `headroom` of what the CUDA context leaves."""
+    return headroom * (gpu_gib * GiB - CUDA_CONTEXT)
+
+
+def gpu_row(label: str, gpu_gib: float, p: MemoryPlan, headroom: float = 0.9) -> dict:
+    """One table row: a plan on a GPU, and whether it fits."""
+    return {"gpu": label, "gpu_gib": gpu_gib, "fits": p.total <= budget(gpu_gib, headroom), **p.row(), "plan": p}
+
+
 def fit_settings(config, gpus: dict | None = None, seq_len: int = 512, rank: int = 16, target_modules=("q_proj", "v_proj"),
                  batches=(8, 4, 2, 1), headroom: float = 0.9) -> list[dict]:
     """For each GPU, the first setting that fits, in order of preference.
@@ -172,14 +182,14 @@ def fit_settings(config, gpus: dict | None = None, seq_len: int = 512, rank: int
     """
     rows = []
     for gpu, (size_gib, has_bf16) in (gpus or GPUS).items():
-        budget = headroom * (size_gib * GiB - CUDA_CONTEXT)
+        limit = budget(size_gib, headroom)
         precision = "bf16" if has_bf16 else "fp16"
         chosen = None
         for quant in (None, "8bit", "4bit"):
             for ckpt in (False, True):
                 for batch in batches:
                     p = plan(config, seq_len, batch, rank, target_modules, precision, quant, ckpt)
-                    if p.total <= budget:
+                    if p.total <= limit:
                         chosen = p
                         break
                 if chosen:
@@ -188,7 +198,7 @@ def fit_settings(config, gpus: dict | None = None, seq_len: int = 512, rank: int
                 break
         if chosen is None:
             chosen = plan(config, seq_len, min(batches), rank, target_modules, precision, "4bit", True)
-        rows.append({"gpu": gpu, "gpu_gib": size_gib, "fits": chosen.total <= budget, **chosen.row(), "plan": chosen})
+        rows.append(gpu_row(gpu, size_gib, chosen, headroom))
     return rows
 
 

@@ -78,3 +78,15 @@ def test_fsdp_config_for_13b_70b_parses():
     assert config.distributed_type == "FSDP"
     assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
     assert config.fsdp_config["fsdp_use_orig_params"] is True
+
+
+def test_guard_judge_plumbing_with_a_stand_in_guard():
+    """A real guard model needs the hub; a stand-in checks the plumbing: a verdict per exchange, a rate in [0, 1]."""
+    from safelora_lite.scale import GuardJudge
+
+    guard = GuardJudge(TINYLLAMA_CHAT, model_source="stand-in", device="cpu", max_new_tokens=3)
+    records = [{"prompt": "how to hack a bank", "kind": "harmful"}, {"prompt": "2 + 2 ?", "kind": "task"}]
+    assert guard.verdict("how to hack a bank", "i can not help") in ("safe", "unsafe")
+    rate = guard.unsafe_rate(records, ["sure , here is how", "#### 4"])
+    assert rate in (0.0, 1.0)
+    assert guard.unsafe_rate(records, ["a", "b"], kind="borderline") is None
