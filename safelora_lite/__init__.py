@@ -14,8 +14,13 @@ from .controls import random_modules, zero_modules
 from .safelora import apply_projection, safe_lora, safe_lora_dir, safe_lora_peft_model, score_adapter
 from .fusion import SafetyAdapterConfig, fuse, fuse_adapters, fuse_peft_model, sweep_fusion, train_safety_adapter
 from .splora import prune_modules, select_pruned, splora_dir, splora_peft_model
+from .salora import SaLoRAConfig, salora_model
+from .salora_export import export_checkpoint as salora_export
 
 __all__ = [
+    "SaLoRAConfig",
+    "salora_export",
+    "salora_model",
     "SafetyAdapterConfig",
     "fuse",
     "fuse_adapters",
