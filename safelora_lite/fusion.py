@@ -84,8 +84,12 @@ def _fused_config(adapters: list[LoraAdapter], names: list[str]) -> dict:
     """The first adapter's config, targeting exactly the fused modules (full paths), scaling 1."""
     config = dict(adapters[0].config)
     targets = sorted({n[len(PEFT_PREFIX):] if n.startswith(PEFT_PREFIX) else n for n in names})
-    config.update(target_modules=targets, use_rslora=False, use_dora=False, layers_to_transform=None,
-                  layers_pattern=None, exclude_modules=None, modules_to_save=None, bias="none")
+    config.update(target_modules=targets, use_rslora=False, bias="none")
+    for key in ("layers_to_transform", "layers_pattern", "exclude_modules", "modules_to_save"):  # only keys this peft wrote
+        if key in config:
+            config[key] = None
+    if "use_dora" in config:
+        config["use_dora"] = False
     config["base_model_name_or_path"] = next((a.base_model for a in adapters if a.base_model), None)
     return config
 
