@@ -1,0 +1,83 @@
+"""The toy world's headline figures over seeds: base, aligned and the three attacks (mean and spread).
+
+    python benchmarks/toy_world_seeds.py [--seeds 0 1 2] [--jobs 1] [--out build/benchmarks/toy_world_seeds.json]
+
+Each seed builds its own world (WorldConfig(seed=s): initialisation and data order; the shipped
+data are the same) and runs the three default attacks with that seed, all on full held-out splits.
+Per-seed results are cached (models and adapters by config), so a rerun only prints. CPU seconds
+are reported beside wall seconds because a shared machine makes wall time noisy.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROWS = ("base", "aligned", "benign", "mixed", "pure_harmful")
+METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+
+
+def run_seed(seed: int) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    from safelora_lite import toy_world as tw
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    world = tw.build_world(tw.WorldConfig(seed=seed), progress=False)
+    print(f"seed {seed}: world built", world.info, flush=True)
+    out = {"seed": seed, "build_seconds": world.info["seconds_total"]}
+    for which in ("base", "aligned"):
+        out[which] = tw.evaluate(world, world.load_model(which), progress=False)
+        print(f"seed {seed}: {which}", out[which], flush=True)
+    for kind in ("benign", "mixed", "pure_harmful"):
+        adapter = tw.train_attack(world, tw.AttackConfig(kind=kind, seed=seed), progress=False)
+        out[kind] = tw.evaluate_adapter(world, adapter, progress=False)
+        out[f"{kind}_train_seconds"] = json.loads((adapter / "attack.json").read_text())["seconds"]
+        print(f"seed {seed}: {kind}", out[kind], flush=True)
+    out["wall_seconds"], out["cpu_seconds"] = round(time.perf_counter() - wall, 1), round(time.process_time() - cpu, 1)
+    return out
+
+
+def summary(runs: list[dict]) -> dict:
+    table = {}
+    for row in ROWS:
+        table[row] = {}
+        for m in METRICS:
+            values = [r[row][m] for r in runs]
+            table[row][m] = {"mean": statistics.fmean(values), "sd": statistics.pstdev(values), "min": min(values), "max": max(values)}
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (2 threads each)")
+    parser.add_argument("--out", default="build/benchmarks/toy_world_seeds.json")
+    args = parser.parse_args(argv)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            runs = list(pool.map(run_seed, args.seeds))
+    else:
+        runs = [run_seed(s) for s in args.seeds]
+    table = summary(runs)
+    print(f"toy world over seeds {args.seeds} (held-out splits; mean +- population sd [min, max])")
+    print(f"{'':13}" + "".join(f"{m:>30}" for m in METRICS))
+    for row in ROWS:
+        cells = "".join(f"{table[row][m]['mean']:>10.3f} +- {table[row][m]['sd']:.3f} [{table[row][m]['min']:.2f},{table[row][m]['max']:.2f}]" for m in METRICS)
+        print(f"{row:13}{cells}")
+    for r in runs:
+        print(f"seed {r['seed']}: build {r['build_seconds']} s, attacks " + ", ".join(f"{k} {r[f'{k}_train_seconds']} s" for k in ROWS[2:])
+              + f"; this run wall {r['wall_seconds']} s, cpu {r['cpu_seconds']} s")
+    from safelora_lite.records import write_json_atomic
+
+    write_json_atomic({"seeds": args.seeds, "runs": runs, "summary": table}, Path(args.out))
+    print("wrote", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
