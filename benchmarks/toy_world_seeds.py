@@ -23,7 +23,7 @@ METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task
 def run_seed(seed: int) -> dict:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread per seed: no idle OpenMP waits on a busy machine
     from safelora_lite import toy_world as tw
 
     wall, cpu = time.perf_counter(), time.process_time()
@@ -55,7 +55,7 @@ def summary(runs: list[dict]) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (2 threads each)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (1 thread each)")
     parser.add_argument("--out", default="build/benchmarks/toy_world_seeds.json")
     args = parser.parse_args(argv)
     if args.jobs > 1:

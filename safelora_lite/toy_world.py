@@ -92,16 +92,16 @@ class WorldConfig:
     """Everything that determines the toy base and aligned models (the cache key)."""
 
     seed: int = 0
-    hidden_size: int = 96
-    num_layers: int = 6
+    hidden_size: int = 64
+    num_layers: int = 6  # > 4, so that per-module sweeps (12 q/v modules) have some resolution
     num_heads: int = 4
-    intermediate_size: int = 288
+    intermediate_size: int = 256
     max_positions: int = 64
-    base_steps: int = 600
+    base_steps: int = 800
     base_lr: float = 2e-3
-    aligned_steps: int = 400  # longer than the feasibility run's 200: the arithmetic in base dilutes the alignment
-    aligned_lr: float = 5e-4
-    batch_size: int = 64
+    aligned_steps: int = 400  # long, at a high rate: the arithmetic in base dilutes the alignment (DESIGN 4)
+    aligned_lr: float = 1e-3
+    batch_size: int = 32
 
     @classmethod
     def small(cls, seed: int = 0) -> "WorldConfig":
