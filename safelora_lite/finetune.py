@@ -126,6 +126,7 @@ def build_trainer(config: FinetuneConfig, records: list[dict] | None = None, mod
 
     from .model_loading import load_model
 
+    records = records if records is not None else load_records(config.data)  # bad data fails before any model loads
     if model is None:
         loaded = load_model(config.model, config.model_source, local_dir=config.local_dir, dtype=config.dtype,
                             quantization=config.quantization, gradient_checkpointing=config.gradient_checkpointing,
@@ -135,7 +136,6 @@ def build_trainer(config: FinetuneConfig, records: list[dict] | None = None, mod
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     if tokenizer is None:
         raise InputError("fine-tuning needs a tokenizer.", "use model_source hub, local or stand-in (random-real-shapes has none).")
-    records = records if records is not None else load_records(config.data)
     if config.max_examples:
         records = records[: config.max_examples]
     lora = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,

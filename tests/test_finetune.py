@@ -90,3 +90,12 @@ def test_guard_judge_plumbing_with_a_stand_in_guard():
     rate = guard.unsafe_rate(records, ["sure , here is how", "#### 4"])
     assert rate in (0.0, 1.0)
     assert guard.unsafe_rate(records, ["a", "b"], kind="borderline") is None
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    from safelora_lite.cli import main
+
+    code = main(["finetune", "--model", TINYLLAMA_CHAT, "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "not found" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
