@@ -1,6 +1,6 @@
 """The toy world's headline figures over seeds: base, aligned and the three attacks (mean and spread).
 
-    python benchmarks/toy_world_seeds.py [--seeds 0 1 2] [--jobs 1] [--out build/benchmarks/toy_world_seeds.json]
+    python benchmarks/toy_world_seeds.py [--seeds 0 1 2] [--jobs 1] [--small] [--out FILE.json]
 
 Each seed builds its own world (WorldConfig(seed=s): initialisation and data order; the shipped
 data are the same) and runs the three default attacks with that seed, all on full held-out splits.
@@ -20,14 +20,14 @@ ROWS = ("base", "aligned", "benign", "mixed", "pure_harmful")
 METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 
 
-def run_seed(seed: int) -> dict:
+def run_seed(seed: int, small: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(1)  # one thread per seed: no idle OpenMP waits on a busy machine
     from safelora_lite import toy_world as tw
 
     wall, cpu = time.perf_counter(), time.process_time()
-    world = tw.build_world(tw.WorldConfig(seed=seed), progress=False)
+    world = tw.build_world(tw.WorldConfig.small(seed) if small else tw.WorldConfig(seed=seed), progress=False)
     print(f"seed {seed}: world built", world.info, flush=True)
     out = {"seed": seed, "build_seconds": world.info["seconds_total"]}
     for which in ("base", "aligned"):
@@ -56,15 +56,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes (1 thread each)")
-    parser.add_argument("--out", default="build/benchmarks/toy_world_seeds.json")
+    parser.add_argument("--small", action="store_true", help="WorldConfig.small() (the tests' world) instead of the course world")
+    parser.add_argument("--out", default=None, help="default build/benchmarks/toy_world_seeds[_small].json")
     args = parser.parse_args(argv)
+    args.out = args.out or f"build/benchmarks/toy_world_seeds{'_small' if args.small else ''}.json"
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            runs = list(pool.map(run_seed, args.seeds))
+            runs = list(pool.map(run_seed, args.seeds, [args.small] * len(args.seeds)))
     else:
-        runs = [run_seed(s) for s in args.seeds]
+        runs = [run_seed(s, args.small) for s in args.seeds]
     table = summary(runs)
-    print(f"toy world over seeds {args.seeds} (held-out splits; mean +- population sd [min, max])")
+    print(f"{'small' if args.small else 'course'} toy world over seeds {args.seeds} (held-out splits; mean +- population sd [min, max])")
     print(f"{'':13}" + "".join(f"{m:>30}" for m in METRICS))
     for row in ROWS:
         cells = "".join(f"{table[row][m]['mean']:>10.3f} +- {table[row][m]['sd']:.3f} [{table[row][m]['min']:.2f},{table[row][m]['max']:.2f}]" for m in METRICS)
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
               + f"; this run wall {r['wall_seconds']} s, cpu {r['cpu_seconds']} s")
     from safelora_lite.records import write_json_atomic
 
-    write_json_atomic({"seeds": args.seeds, "runs": runs, "summary": table}, Path(args.out))
+    write_json_atomic({"world": "small" if args.small else "course", "seeds": args.seeds, "runs": runs, "summary": table}, Path(args.out))
     print("wrote", args.out)
     return 0
 
