@@ -16,8 +16,14 @@ from .fusion import SafetyAdapterConfig, fuse, fuse_adapters, fuse_peft_model, s
 from .splora import prune_modules, select_pruned, splora_dir, splora_peft_model
 from .salora import SaLoRAConfig, salora_model
 from .salora_export import export_checkpoint as salora_export
+from .lox import evaluate_lox, extrapolate_checkpoint
+from .shaping import evaluate_shaped, train_shaped_lora
 
 __all__ = [
+    "evaluate_lox",
+    "evaluate_shaped",
+    "extrapolate_checkpoint",
+    "train_shaped_lora",
     "SaLoRAConfig",
     "salora_export",
     "salora_model",
