@@ -11,9 +11,9 @@ ATTACKS = ("mixed", "pure_harmful")
 
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
-    return run_notebook("10_beyond", world_size="small", seeds=[0, 1], attack_steps=12, pure_harmful_examples=16,
+    return run_notebook("10_beyond", world_size="small", seeds=[0, 1], attack_steps=6, pure_harmful_examples=16,
                         lox_alpha=1.0, lox_k=2, lox_alphas=[0.0, 1.0], lox_ks=[2], lox_sweep_alphas=[0.0],
-                        shaping_betas=[], guardrail_steps=40, eval_per_split=6)
+                        shaping_betas=[], guardrail_steps=20, eval_per_split=4)
 
 
 def test_methods_have_every_rate_over_the_seeds(recorded):
