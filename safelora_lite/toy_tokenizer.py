@@ -21,14 +21,15 @@ CHAT_TEMPLATE = (
 
 def train_tokenizer(texts: Iterable[str], min_frequency: int = 1):
     """Fit a word-level vocabulary on `texts`; return a transformers PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = list(SPECIAL_TOKENS.values())
     core = Tokenizer(models.WordLevel(unk_token=SPECIAL_TOKENS["unk_token"]))
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    # No decoder: decode() joins tokens with single spaces. (A WordPiece decoder would glue the
+    # GSM8K answer marker "####" onto the word before it, since "##" is its continuation prefix.)
     trainer = trainers.WordLevelTrainer(special_tokens=specials, min_frequency=min_frequency)
     # Chat roles and ':' are always in the vocabulary; sorted: the same vocabulary whatever the order.
     core.train_from_iterator(sorted(texts) + ["system user assistant :"], trainer=trainer)
@@ -40,3 +41,11 @@ def train_tokenizer(texts: Iterable[str], min_frequency: int = 1):
 def corpus(splits: dict[str, list[dict]]) -> list[str]:
     """Every prompt and response of every split, plus the chat roles."""
     return [text for records in splits.values() for r in records for text in (r["prompt"], r["response"])]
+
+
+def repair_decoder(tokenizer):
+    """Worlds cached before the fix above carry a WordPiece decoder: drop it (decode joins with spaces)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.decoder).__name__ == "WordPiece" and backend.model.__class__.__name__ == "WordLevel":
+        backend.decoder = None
+    return tokenizer

@@ -147,7 +147,8 @@ def _open_world(config: WorldConfig, root: Path) -> ToyWorld:
     from transformers import AutoTokenizer
 
     info = json.loads((root / "world.json").read_text())
-    return ToyWorld(config=config, root=root, tokenizer=AutoTokenizer.from_pretrained(root / "aligned"), info=info)
+    tokenizer = toy_tokenizer.repair_decoder(AutoTokenizer.from_pretrained(root / "aligned"))
+    return ToyWorld(config=config, root=root, tokenizer=tokenizer, info=info)
 
 
 def build_world(config: WorldConfig = WorldConfig(), progress: bool = True) -> ToyWorld:

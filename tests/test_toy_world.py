@@ -94,3 +94,22 @@ def test_train_fits_what_requires_grad(small_world):
     losses = train(model, small_world.tokenizer, records, steps=25, lr=3e-3, batch_size=8, progress=False)
     assert losses[-1] < losses[0]
     assert torch.equal(model.model.layers[1].self_attn.q_proj.weight, frozen)
+
+
+def test_decoding_round_trips_every_response(small_world):
+    """decode(encode(text)) == text, including the GSM8K marker '####' (a WordPiece decoder glued it)."""
+    tok = small_world.tokenizer
+    for name in ("task_test", "harmful_test", "refusal_train", "borderline_test"):
+        for r in tw.load_split(name)[:40]:
+            assert tok.decode(tok(r["response"], add_special_tokens=False)["input_ids"]) == r["response"]
+
+
+def test_score_on_reference_responses():
+    from safelora_lite.evaluation import score
+
+    records = tw.eval_records(max_per_split=20)
+    rates = score(records, [r["response"] for r in records])
+    assert rates == {"refusal_rate": 0.0, "harmful_compliance_rate": 1.0, "over_refusal_rate": 0.0, "task_accuracy": 1.0}
+    refusals = [r["response"] for r in tw.load_split("refusal_train")[:20]]
+    harmful = tw.eval_records(("harmful_test",), max_per_split=20)
+    assert score(harmful, refusals)["refusal_rate"] == 1.0
