@@ -10,9 +10,10 @@ SAFETY_RANK = 16
 
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
-    return run_notebook("04_salora", world_size="small", attack_kinds=["mixed"], headline_attack="mixed", attack_steps=16,
-                        safety_rank=SAFETY_RANK, task_rank=16, safety_ranks=[0, SAFETY_RANK], n_feature_samples=32,
-                        eval_every=8, curve_per_split=4, eval_per_split=8)
+    # attack_steps / eval_every / curve_max_per_split / task_examples as in test_notebook_02: its LoRA run is reused
+    return run_notebook("04_salora", world_size="small", attack_kinds=["mixed"], headline_attack="mixed", attack_steps=30,
+                        eval_every=15, curve_max_per_split=6, task_examples=120, safety_rank=SAFETY_RANK, task_rank=16,
+                        safety_ranks=[0, SAFETY_RANK], n_feature_samples=32, eval_max_per_split=8)
 
 
 def test_sweeps_have_both_methods_and_the_rs_points(recorded):
