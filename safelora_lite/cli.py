@@ -21,6 +21,14 @@ COMMAND_MODULES = [
 ]
 
 
+def add_adapter_pair_arguments(parser: argparse.ArgumentParser) -> None:
+    """--adapter, --base, --aligned, --out: the inputs and output of every post-hoc method."""
+    parser.add_argument("--adapter", required=True, help="PEFT LoRA adapter directory")
+    parser.add_argument("--base", required=True, help="unaligned base checkpoint directory (safetensors)")
+    parser.add_argument("--aligned", required=True, help="aligned checkpoint directory (safetensors)")
+    parser.add_argument("--out", required=True, help="new output directory (must not exist)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safelora-lite", description="Keep an LLM's safety while fine-tuning it with LoRA.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

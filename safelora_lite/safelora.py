@@ -188,14 +188,13 @@ def _check_selection(select: str, k, threshold, num_modules: int) -> None:
 
 
 def add_command(subparsers) -> None:
+    from .cli import add_adapter_pair_arguments
+
     parser = subparsers.add_parser(
         "safe-lora", help="Safe LoRA: project the adapter's drifting modules onto the alignment subspace.",
         description="Writes a NEW adapter directory OUT with safelora_report.json; the input adapter is never touched.",
     )
-    parser.add_argument("--adapter", required=True, help="PEFT LoRA adapter directory")
-    parser.add_argument("--base", required=True, help="unaligned base checkpoint directory (safetensors)")
-    parser.add_argument("--aligned", required=True, help="aligned checkpoint directory (safetensors)")
-    parser.add_argument("--out", required=True, help="new output directory (must not exist)")
+    add_adapter_pair_arguments(parser)
     parser.add_argument("--select", choices=["number", "threshold"], default="number",
                         help="number: project the K lowest-scoring modules; threshold: project modules with score <= T")
     parser.add_argument("--num-proj-layers", type=int, default=10, metavar="K",

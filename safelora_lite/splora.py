@@ -227,14 +227,13 @@ def splora_peft_model(model, base, aligned, adapter_name: str = "default", **opt
 
 
 def add_command(subparsers) -> None:
+    from .cli import add_adapter_pair_arguments
+
     parser = subparsers.add_parser(
         "splora", help="SPLoRA: prune the LoRA modules whose E-DIEM distance says they weaken safety.",
         description="Writes a NEW adapter directory OUT with splora_report.json; the input adapter is never touched.",
     )
-    parser.add_argument("--adapter", required=True, help="PEFT LoRA adapter directory")
-    parser.add_argument("--base", required=True, help="unaligned base checkpoint directory (safetensors)")
-    parser.add_argument("--aligned", required=True, help="aligned checkpoint directory (safetensors)")
-    parser.add_argument("--out", required=True, help="new output directory (must not exist)")
+    add_adapter_pair_arguments(parser)
     parser.add_argument("--select", choices=["number", "threshold"], default="number",
                         help="number: prune K modules; threshold: prune modules with score >= T")
     parser.add_argument("--num-prune", type=int, default=1, metavar="K",
