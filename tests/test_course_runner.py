@@ -38,3 +38,21 @@ def test_course_rejects_unknown_parameter(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "no selected notebook has a parameter 'bogus'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_report_shows_the_comparison_table(tmp_path):
+    from safelora_lite.comparison import summarize
+    from safelora_lite.course import write_report
+    from safelora_lite.records import write_json_atomic
+
+    rows = [{"attack": "mixed", "seed": s, "method": m, "refusal_rate": r, "harmful_compliance_rate": 1 - r,
+             "over_refusal_rate": 0.0, "task_accuracy": 0.5, "seconds": 1.0}
+            for s in (0, 1) for m, r in (("lora", 0.1), ("safe_lora_paper", 0.4 + 0.2 * s))]
+    write_json_atomic({"protocol": "comparison_v1", "overrides": {"seeds": [0, 1]}, "summary": summarize(rows)},
+                      tmp_path / "results" / "07_comparison.json")
+    summary = {"runs": [{"notebook": "07_comparison", "status": "ok", "seconds": 1.0, "error": None, "results": None}],
+               "environment": {"torch": "x"}}
+    page = write_report(tmp_path, summary).read_text()
+    assert "attack: mixed" in page and "safe_lora_paper" in page
+    assert "0.50 ± 0.10" in page  # mean ± std over the two seeds
+    assert 'href="notebooks/07_comparison.html"' in page
