@@ -47,3 +47,16 @@ def test_no_literal_cuda(notebook):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert '"cuda"' not in cell.source and "'cuda'" not in cell.source, f"{path.name}: use sl.pick_device"
+
+
+def test_papermill_sees_every_parameter(notebook):
+    """papermill (and `safelora-lite course -p`) must parse every knob of the parameters cell."""
+    import ast
+
+    import papermill
+
+    path, nb = notebook
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = {t.id for n in ast.parse(cell.source).body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    missing = names - set(papermill.inspect_notebook(str(path)))
+    assert not missing, f"{path.name}: papermill cannot parse {sorted(missing)} (no '=' in a parameter's comment)"
