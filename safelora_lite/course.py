@@ -107,6 +107,8 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     runs = []
     for nb in notebooks:
         own = {k: v for k, v in parameters.items() if k in declared[nb]}
+        if "interactive" in declared[nb]:  # headless: no frontend to draw sliders (static figures still appear)
+            own.setdefault("interactive", False)
         print(f"running {nb.stem} ...", flush=True)
         run = run_notebook(nb, out, own, log_output=log_output)
         print(f"  {run['status']} in {run['seconds']} s", flush=True)
