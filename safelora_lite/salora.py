@@ -398,17 +398,7 @@ def train_on_world(world, attack, safety_rank: int = 32, task_rank: int = 32, ta
     torch.manual_seed(attack.seed)
     model = build_model(clean, inits, config)
     seconds_setup = time.perf_counter() - start
-    curve = []
-
-    def record(step, loss):
-        with parametrize.cached():
-            rates = tw.evaluate(world, model, progress=False, max_per_split=curve_max_per_split)
-        curve.append({"step": step, "loss": loss, **rates})
-
-    callback = None
-    if eval_every:
-        record(0, None)
-        callback = lambda step, loss: record(step, loss) if step % eval_every == 0 or step == attack.steps else None  # noqa: E731
+    curve, callback = tw.eval_curve(world, model, attack.steps, eval_every, curve_max_per_split, context=parametrize.cached)
     start = time.perf_counter()
     losses = train(model, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed, progress,
                    callback, desc=f"SaLoRA: {attack.kind}")
