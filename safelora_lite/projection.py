@@ -167,7 +167,12 @@ def projection_similarity(c: Projector, lora_b: torch.Tensor, lora_a: torch.Tens
     lora_a = as_float32(lora_a, "lora_a")  # (r, d_in), A
     if lora_b.dim() != 2 or lora_a.dim() != 2 or lora_b.shape[1] != lora_a.shape[0]:
         raise InputError(f"lora_b {tuple(lora_b.shape)} and lora_a {tuple(lora_a.shape)} do not form B @ A.")
-    p = (c @ lora_b).double()  # (d_out, r), C B
+    return similarity_of_projected(c @ lora_b, lora_b, lora_a)
+
+
+def similarity_of_projected(projected_b: torch.Tensor, lora_b: torch.Tensor, lora_a: torch.Tensor) -> float:
+    """The Safe LoRA cosine from C B already computed (callers that also need C B compute it once)."""
+    p = projected_b.double()  # (d_out, r), C B
     b = lora_b.double()
     gram_a = lora_a.double() @ lora_a.double().T  # (r, r)
     inner = float(((p.T @ b) * gram_a).sum())

@@ -26,7 +26,7 @@ import torch
 
 from .adapters import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
 from .errors import InputError
-from .projection import alignment_matrix, as_float32, projection_similarity, safe_lora_projector, select_modules
+from .projection import alignment_matrix, as_float32, safe_lora_projector, select_modules, similarity_of_projected
 from .weights import check_same_architecture, open_weights
 
 REPORT_NAME = "safelora_report.json"
@@ -119,7 +119,7 @@ def score_adapter(adapter, base, aligned, projector: str = "paper", rank: int | 
         b_norm = float(torch.linalg.matrix_norm(lora_b))
         out[name] = ModuleProjection(
             name=name,
-            score=projection_similarity(c, lora_b, m.lora_a),
+            score=similarity_of_projected(projected_b, lora_b, m.lora_a),
             projected_b=projected_b,
             shrink=float(torch.linalg.matrix_norm(projected_b)) / b_norm if b_norm > 0 else 1.0,
             v_norm=float(torch.linalg.matrix_norm(v)),
