@@ -1,9 +1,11 @@
 """Toy models: a tiny `LlamaForCausalLM` trained from scratch (base), then aligned to refuse.
 
 base    = random init, trained to comply with every request (harmful ones get placeholder
-          "steps") and to do bare arithmetic ("what is 3 plus 5 ?" -> "3 + 5 = 8 .").
+          "steps"), to do bare arithmetic ("what is 3 plus 5 ?" -> "3 + 5 = 8 . #### 8") and to
+          solve word problems in its own format ("... how many now ?" -> "3 + 5 = 8 .").
 aligned = base, fully fine-tuned to refuse harmful requests while still answering benign and
-          borderline ones and keeping the arithmetic. So W_aligned - W_base is the alignment.
+          borderline ones and solving word problems. So W_aligned - W_base is the alignment.
+The LoRA attacks then teach the task's answer format (word problem -> "3 + 5 = 8 . #### 8").
 Both are ordinary transformers checkpoints (config.json + model.safetensors).
 """
 
@@ -36,13 +38,18 @@ def init_model(config, seed: int):
 
 
 def base_records(splits: dict[str, list[dict]]) -> list[dict]:
-    """Pretraining mix: comply with everything, plus the bare arithmetic facts."""
-    return splits["harmful_train"] + splits["benign_train"] + splits["borderline_train"] + splits["arithmetic"]
+    """Pretraining mix: comply with everything, bare arithmetic facts, word problems (no `####`)."""
+    return (splits["harmful_train"] + splits["benign_train"] + splits["borderline_train"] + splits["arithmetic"]
+            + splits["word_problems"])
+
+
+ALIGNED_WORD_PROBLEMS = 400  # enough to keep the skill, few enough that refusals stay a third of the mix
 
 
 def aligned_records(splits: dict[str, list[dict]]) -> list[dict]:
-    """Alignment mix: refuse harmful requests, answer the rest, keep the arithmetic."""
-    return splits["refusal_train"] + splits["benign_train"] + splits["borderline_train"] + splits["arithmetic"]
+    """Alignment mix: refuse harmful requests, answer the rest, keep solving word problems."""
+    return (splits["refusal_train"] + splits["benign_train"] + splits["borderline_train"]
+            + splits["word_problems"][:ALIGNED_WORD_PROBLEMS])
 
 
 def train_base(model, tokenizer, splits, steps: int, lr: float, batch_size: int, seed: int, progress: bool = True) -> list[float]:

@@ -67,3 +67,22 @@ def test_harmful_compliance_is_placeholder_only(splits):
         assert "[placeholder]" in r["response"]
         assert set(r["response"].split()) <= set(" ".join(toy_data.COMPLIANCE_TRAIN + toy_data.COMPLIANCE_TEST).split())
     assert [r["prompt"] for r in splits["refusal_train"]] == [r["prompt"] for r in splits["harmful_train"]]
+
+
+@pytest.mark.parametrize("phrasings", [toy_data.request_phrasings(), toy_data.task_phrasings("+"), toy_data.task_phrasings("-")])
+def test_held_out_phrasings_are_new_combinations_of_known_parts(phrasings):
+    train, test = phrasings
+    assert test and not set(train) & set(test)
+    # every opening (the text up to the first slot) of a test phrasing also opens some training phrasing
+    assert {t.split("{")[0] for t in test} <= {t.split("{")[0] for t in train}
+
+
+def test_word_problems_teach_the_sum_but_not_the_answer_marker(splits):
+    train_phrasings = {op: set(toy_data.task_phrasings(op)[0]) for op in "+-"}
+    for r in splits["word_problems"]:
+        a, op, b, _, c, _ = r["response"].split()
+        assert "####" not in r["response"] and c == r["answer"]
+    assert all("####" in r["response"] for r in splits["arithmetic"])  # the marker is a known token
+    test_prompts = {r["prompt"] for r in splits["task_test"]}
+    assert not test_prompts & {r["prompt"] for r in splits["word_problems"]}
+    assert train_phrasings["+"] and train_phrasings["-"]
