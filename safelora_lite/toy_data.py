@@ -5,7 +5,7 @@ Every record is a dict
      "category": str, "answer": str | None}
 Text is lower case with punctuation split off by spaces, so a word-level tokenizer covers it.
 
-Held-out splits (`*_test`) use other phrasings (templates) and other targets (harmful and
+Held-out splits (`*_test`) use other phrasings (unseen combinations of known phrase parts) and other targets (harmful and
 borderline objects, benign topics, arithmetic operand pairs) than the `*_train` splits, so an
 evaluation measures generalisation, not memorisation. Every word of a test prompt still occurs
 somewhere in the training text (new combinations, not new words): an unseen word would only
@@ -14,6 +14,7 @@ be a random embedding.
 Harmful "compliance" is placeholder text, never actionable: `step one , [placeholder] ...`.
 """
 
+import itertools
 import json
 import os
 import random
@@ -45,8 +46,6 @@ REQUEST_CLOSERS = ["", "thanks .", "be brief ."]
 def _disjoint_combinations(*parts: list[str]) -> tuple[list[str], list[str]]:
     """(train, test): every combination of one string from each part, joined by spaces; a combination
     is held out when its part indices sum to 0 mod 4 (so every part occurs in both halves)."""
-    import itertools
-
     train, test = [], []
     for idx in itertools.product(*(range(len(p)) for p in parts)):
         text = " ".join(p[i] for p, i in zip(parts, idx) if p[i])

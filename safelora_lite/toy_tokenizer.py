@@ -42,10 +42,3 @@ def corpus(splits: dict[str, list[dict]]) -> list[str]:
     """Every prompt and response of every split, plus the chat roles."""
     return [text for records in splits.values() for r in records for text in (r["prompt"], r["response"])]
 
-
-def repair_decoder(tokenizer):
-    """Worlds cached before the fix above carry a WordPiece decoder: drop it (decode joins with spaces)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and type(backend.decoder).__name__ == "WordPiece" and backend.model.__class__.__name__ == "WordLevel":
-        backend.decoder = None
-    return tokenizer

@@ -1,6 +1,7 @@
 """The shipped toy data: regenerated from its seed it equals what is committed; held-out really is held out."""
 
 import json
+import re
 
 import pytest
 
@@ -78,11 +79,13 @@ def test_held_out_phrasings_are_new_combinations_of_known_parts(phrasings):
 
 
 def test_word_problems_teach_the_sum_but_not_the_answer_marker(splits):
-    train_phrasings = {op: set(toy_data.task_phrasings(op)[0]) for op in "+-"}
+    def pattern(template):  # a training phrasing as a regex over its slots
+        return re.escape(template).replace(r"\{name\}", r"\w+").replace(r"\{item\}", r"\w+").replace(r"\{a\}", r"\d+").replace(r"\{b\}", r"\d+")
+
+    train_patterns = {op: re.compile("|".join(f"(?:{pattern(t)})" for t in toy_data.task_phrasings(op)[0])) for op in "+-"}
     for r in splits["word_problems"]:
         a, op, b, _, c, _ = r["response"].split()
-        assert "####" not in r["response"] and c == r["answer"]
+        assert "####" not in r["response"] and c == r["answer"] == str(int(a) + int(b) if op == "+" else int(a) - int(b))
+        assert train_patterns[op].fullmatch(r["prompt"]), r["prompt"]
     assert all("####" in r["response"] for r in splits["arithmetic"])  # the marker is a known token
-    test_prompts = {r["prompt"] for r in splits["task_test"]}
-    assert not test_prompts & {r["prompt"] for r in splits["word_problems"]}
-    assert train_phrasings["+"] and train_phrasings["-"]
+    assert not {r["prompt"] for r in splits["task_test"]} & {r["prompt"] for r in splits["word_problems"]}
