@@ -1,6 +1,6 @@
 """Training-step time of SaLoRA vs vanilla LoRA at the same rank on the toy aligned model.
 
-Both run the same AdamW step (as in `safelora_lite.training.train`) on the same pre-collated batches,
+Both run the same step (`safelora_lite.training.optimizer_step`, as the trainer does) on the same pre-collated batches,
 at the same rank, alpha and modules.
 SaLoRA's extra work per step is C B = B - V_s (V_s^T B) for each module (O(d_out r_s r)).
 Runs alternate (LoRA, SaLoRA, LoRA, ...) so that a noisy shared machine hurts both alike; the
@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 
 from safelora_lite import salora, toy_world as tw  # noqa: E402
-from safelora_lite.training import collate, encode_records  # noqa: E402
+from safelora_lite.training import collate, encode_records, optimizer_step  # noqa: E402
 
 
 def lora_model(world, attack):
@@ -47,11 +47,7 @@ def seconds_per_step(model, batches, lr: float) -> float:
     times = []
     for i, batch in enumerate(batches):
         start = time.perf_counter()
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        optimizer_step(model, batch, optimizer, params)
         if i > 0:  # the first step warms up allocators and caches
             times.append(time.perf_counter() - start)
     return statistics.median(times)

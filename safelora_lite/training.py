@@ -68,6 +68,16 @@ def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def optimizer_step(model, batch: dict, optimizer, params: list) -> float:
+    """One step: forward, loss on the labels, backward, clip the gradient norm to 1, AdamW update; the loss."""
+    loss = model(**batch).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    return loss.item()
+
+
 def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_size: int = 32, seed: int = 0,
           progress: bool = True, callback: Callable[[int, float], None] | None = None, weight_decay: float = 0.0,
           warmup: int | None = None, desc: str = "training") -> list[float]:
@@ -104,12 +114,7 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in batch_idx], pad).items()}
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, warmup)
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, batch, optimizer, params))
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if callback is not None:
