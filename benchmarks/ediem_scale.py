@@ -3,7 +3,8 @@
 Writes random fp16 base / aligned q_proj and v_proj weights of Llama-2-7B's shapes (32 layers,
 4096 x 4096, sharded) and a rank-8 adapter, with the writers of benchmarks/safelora_scale.py, then
 times `splora.score_adapter` (streaming V, the paper's C, the distance, the random-update null and
-the two exact quantile passes per module over 16.7M entries each) and prints the seconds.
+the exact quantiles of C B A and B A over 16.7M entries each, made block by block from the low-rank
+factors) and prints the seconds.
 
     python benchmarks/ediem_scale.py [--samples 32] [--variants empirical reference] [--dir TMP]
 

@@ -28,6 +28,8 @@ Quantiles are exact at any size (`quantiles`): `torch.quantile` refuses inputs o
 """
 
 import math
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -40,21 +42,56 @@ _SORT_LIMIT = 1 << 18  # below this many entries a full sort is fastest
 _SAMPLE = 1 << 16  # sample size that brackets each rank for the selection above it
 
 
-def _order_statistics(flat: torch.Tensor, ranks: list[int]) -> dict[int, float]:
-    """The values at 0-based sorted positions `ranks` of a 1-D tensor, exactly, at any size.
+@dataclass(frozen=True)
+class LowRank:
+    """The d_out x d_in matrix left @ right, kept as its factors: its entries are made a block of rows
+    at a time, so exact quantiles of a 4096 x 4096 update need no 67 MB dense copy."""
+
+    left: torch.Tensor  # (d_out, r)
+    right: torch.Tensor  # (r, d_in)
+    rows_per_block: int = 256
+
+    def numel(self) -> int:
+        return self.left.shape[0] * self.right.shape[1]
+
+    def blocks(self) -> Iterator[torch.Tensor]:
+        for i in range(0, self.left.shape[0], self.rows_per_block):
+            yield (self.left[i: i + self.rows_per_block] @ self.right).reshape(-1)  # (rows * d_in,)
+
+    def sample(self, m: int, generator: torch.Generator) -> torch.Tensor:
+        rows = torch.randint(self.left.shape[0], (m,), generator=generator)
+        cols = torch.randint(self.right.shape[1], (m,), generator=generator)
+        return (self.left[rows] * self.right[:, cols].T).sum(1)  # (m,), entries (rows, cols)
+
+
+_BLOCK = 1 << 20  # entries per block of a dense tensor's passes (cache-sized)
+
+
+def _blocks(x: "torch.Tensor | LowRank") -> Iterator[torch.Tensor]:
+    if isinstance(x, LowRank):
+        return x.blocks()
+    return (x[i: i + _BLOCK] for i in range(0, x.numel(), _BLOCK))
+
+
+def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
+    """The values at 0-based sorted positions `ranks` of a flat tensor (or a LowRank), exactly, at any size.
 
     Small inputs are sorted. Large ones use Floyd-Rivest selection: a seeded random sample brackets
-    the wanted ranks in a few intervals [a, b]; per interval one pass counts the entries below a
-    and collects the few inside; the ranks are read off those, sorted. If a bracket misses (rare),
-    the answer falls back to a full sort: it is always exact.
+    the wanted ranks in a few intervals [a, b]; one pass over the entries, block by block, counts
+    those below each a and collects the few inside; the ranks are read off those, sorted. If a
+    bracket misses (rare), the answer falls back to a full sort: it is always exact.
     """
-    n = flat.numel()
+    n = x.numel()
     if n <= _SORT_LIMIT:
-        ordered = torch.sort(flat).values
+        ordered = torch.sort(torch.cat(list(_blocks(x)))).values
         return {r: float(ordered[r]) for r in ranks}
     m = _SAMPLE
     generator = torch.Generator().manual_seed(0)
-    sample = torch.sort(flat[torch.randint(n, (m,), generator=generator)]).values  # (m,)
+    if isinstance(x, LowRank):
+        sample = x.sample(m, generator)
+    else:
+        sample = x[torch.randint(n, (m,), generator=generator)]
+    sample = torch.sort(sample).values  # (m,)
     intervals = []  # [lo sample index, hi sample index], merged when they overlap
     for r in sorted(ranks):
         p = r / (n - 1)
@@ -64,29 +101,37 @@ def _order_statistics(flat: torch.Tensor, ranks: list[int]) -> dict[int, float]:
             intervals[-1][1] = max(hi, intervals[-1][1])
         else:
             intervals.append([lo, hi])
+    bounds = [(float(sample[lo]) if lo >= 0 else -math.inf, float(sample[hi]) if hi < m else math.inf) for lo, hi in intervals]
+    firsts, insides = [0] * len(bounds), [[] for _ in bounds]
+    for block in _blocks(x):
+        for j, (a, b) in enumerate(bounds):
+            below = block < a  # entries ranked before the interval
+            firsts[j] += int(torch.count_nonzero(below))  # count_nonzero: 5x faster than a bool sum
+            insides[j].append(block[(block <= b).logical_and_(below.logical_not_())])  # a <= x <= b
     out = {}
-    for lo, hi in intervals:
-        a = float(sample[lo]) if lo >= 0 else -math.inf
-        b = float(sample[hi]) if hi < m else math.inf
-        below = flat < a  # (n,) bool: entries ranked before the interval
-        first = int(below.sum())  # global rank of the interval's smallest entry
-        inside = torch.sort(flat[(flat <= b).logical_and_(below.logical_not_())]).values  # a <= x <= b
+    for first, parts in zip(firsts, insides):
+        inside = torch.sort(torch.cat(parts)).values
         for r in ranks:
             if first <= r < first + inside.numel():
                 out[r] = float(inside[r - first])
     if len(out) < len(set(ranks)):  # the sample missed a rank: exact, slow path
-        ordered = torch.sort(flat).values
+        ordered = torch.sort(torch.cat(list(_blocks(x)))).values
         return {r: float(ordered[r]) for r in ranks}
     return out
 
 
-def quantiles(x: torch.Tensor, qs: list[float], check: bool = True) -> list[float]:
+def quantiles(x: "torch.Tensor | LowRank", qs: list[float], check: bool = True) -> list[float]:
     """Exact quantiles of all entries of `x` (linear interpolation, as torch.quantile), at any size.
 
-    check=False skips the NaN / Inf pass, for tensors the library computed from checked inputs.
+    x: a tensor, or a LowRank (its entries made block by block). check=False skips the NaN / Inf
+    pass, for tensors the library computed from checked inputs.
     """
-    flat = (as_float32(x, "tensor") if check else x.detach().float()).reshape(-1)
-    n = flat.numel()
+    if isinstance(x, LowRank):
+        left, right = (as_float32(t, "low-rank factor") if check else t.detach().float() for t in (x.left, x.right))
+        x = LowRank(left, right, x.rows_per_block)
+    else:
+        x = (as_float32(x, "tensor") if check else x.detach().float()).reshape(-1)
+    n = x.numel()
     if n == 0:
         raise InputError("cannot take quantiles of an empty tensor.")
     positions = []
@@ -95,7 +140,7 @@ def quantiles(x: torch.Tensor, qs: list[float], check: bool = True) -> list[floa
             raise InputError(f"quantile {q} is outside [0, 1].")
         positions.append(q * (n - 1))
     ranks = sorted({int(math.floor(p)) for p in positions} | {min(int(math.floor(p)) + 1, n - 1) for p in positions})
-    values = _order_statistics(flat, ranks)
+    values = _order_statistics(x, ranks)
     out = []
     for p in positions:
         lower = int(math.floor(p))
@@ -104,8 +149,8 @@ def quantiles(x: torch.Tensor, qs: list[float], check: bool = True) -> list[floa
     return out
 
 
-def quantile_range_terms(projected: torch.Tensor, update: torch.Tensor, check: bool = True) -> tuple[float, float]:
-    """(v_M, v_m) = (Q3(X) - Q1(X), Q1(X) - Q1(Y)) for X = C B A, Y = B A (dense, any size)."""
+def quantile_range_terms(projected: "torch.Tensor | LowRank", update: "torch.Tensor | LowRank", check: bool = True) -> tuple[float, float]:
+    """(v_M, v_m) = (Q3(X) - Q1(X), Q1(X) - Q1(Y)) for X = C B A, Y = B A (dense or LowRank, any size)."""
     q1_x, q3_x = quantiles(projected, [0.25, 0.75], check=check)
     (q1_y,) = quantiles(update, [0.25], check=check)
     return q3_x - q1_x, q1_x - q1_y

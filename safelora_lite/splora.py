@@ -34,7 +34,7 @@ import torch
 
 from .adapters import LoraAdapter, adapter_from_peft_model, load_adapter_into_peft_model, write_adapter
 from .controls import zero_modules
-from .ediem import ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
+from .ediem import LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
 from .errors import InputError
 from .projection import alignment_matrix, as_float32, safe_lora_projector
 from .safelora import check_inputs, open_adapter
@@ -102,8 +102,8 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
         lora_b, lora_a = m.lora_b.float(), m.lora_a.float()  # (d_out, r) B, (r, d_in) A
         s = 1.0 if variant == "reference" else m.scaling  # the public code ignores s
         projected_b = c @ lora_b  # (d_out, r), C B
-        update = s * (lora_b @ lora_a)  # (d_out, d_in), s B A (dense: for the quantile terms)
-        projected = s * (projected_b @ lora_a)  # (d_out, d_in), s C B A
+        update = LowRank(s * lora_b, lora_a)  # s B A, its entries made block by block
+        projected = LowRank(s * projected_b, lora_a)  # s C B A
         d = update_distance(c, lora_b, lora_a, s, projected_b=projected_b)
         v_max = v_min = 0.0
         if variant == "reference" or quantile_terms:
@@ -113,12 +113,12 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
         row = {"name": name, "distance": d, "v_max": v_max, "v_min": v_min, "shape": (lora_b.shape[0], lora_a.shape[1]),
                "update_norm": update_norm}
         if variant == "reference":
-            row.update(score=reference_ediem(projected, update), null_mean=d, null_iqr=0.0)
+            row.update(score=reference_ediem(projected_b @ lora_a, lora_b @ lora_a), null_mean=d, null_iqr=0.0)  # dense, as there
         elif null == "random":
             dist = null_distances(c, lora_b, lora_a, s, samples=samples, seed=seed + index)
             row.update(score=ediem(d, dist, v_max, v_min), null_mean=float(dist.double().mean()), null_iqr=_iqr(dist))
         parts[name] = row
-        del projected, update, c
+        del c
     if variant == "empirical" and null == "modules":
         for shape in {row["shape"] for row in parts.values()}:
             group = [row for row in parts.values() if row["shape"] == shape]

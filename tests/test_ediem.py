@@ -6,7 +6,7 @@ import torch
 
 from safelora_lite import InputError, alignment_matrix, safe_lora_projector
 from safelora_lite.ediem import (
-    REFERENCE_EPS, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance,
+    REFERENCE_EPS, LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance,
 )
 
 
@@ -35,6 +35,21 @@ def test_quantiles_with_heavy_ties_and_outliers():
     x[5, :50] = -2.0
     qs = [0.0, 1e-4, 0.25, 0.9999, 1.0]
     assert np.allclose(quantiles(x, qs), np.quantile(x.numpy().astype(np.float64), qs))
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (700, 500)])  # below and above the full-sort limit (2^18 entries)
+def test_low_rank_quantiles_equal_those_of_its_entries(shape):
+    """Quantiles of B A kept as factors (entries made block by block) are the exact quantiles of those entries."""
+    g = torch.Generator().manual_seed(3)
+    low = LowRank(torch.randn(shape[0], 3, generator=g), torch.randn(3, shape[1], generator=g), rows_per_block=64)
+    entries = torch.cat(list(low.blocks())).numpy().astype(np.float64)  # what the blocks make
+    assert entries.size == shape[0] * shape[1]
+    qs = [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert np.allclose(quantiles(low, qs), np.quantile(entries, qs), rtol=0, atol=0)
+    dense = (low.left @ low.right).reshape(-1).numpy().astype(np.float64)  # one product: the same up to rounding
+    assert np.allclose(quantiles(low, qs), np.quantile(dense, qs), rtol=1e-5, atol=1e-6)
+    assert quantile_range_terms(LowRank(2 * low.left, low.right), low) == pytest.approx(
+        quantile_range_terms(2 * low.left @ low.right, low.left @ low.right), rel=1e-5, abs=1e-6)
 
 
 def test_quantiles_refuse_bad_input():
