@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: run test lab setup strip bench clean
+.PHONY: run run-full test lab setup strip bench clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The CPU course: every notebook, lighter where configs/course/cpu.json says why (under 20 min on 2 cores).
 run: $(STAMP)
-	$(VENV)/bin/safelora-lite course --out build/course
+	$(VENV)/bin/safelora-lite course --profile cpu --out build/course
+
+# Every notebook with its own defaults (the full protocols: 3 seeds, all attacks); about an hour on 2 cores.
+run-full: $(STAMP)
+	$(VENV)/bin/safelora-lite course --out build/course-full
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

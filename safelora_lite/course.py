@@ -1,10 +1,14 @@
 """The course runner: execute notebooks with papermill, render HTML, collect their records.
 
-`safelora-lite course [NOTEBOOK ...] [--out DIR] [-p NAME VALUE ...]`
+`safelora-lite course [NOTEBOOK ...] [--out DIR] [--profile NAME] [-p NAME VALUE ...]`
   OUT/notebooks/<stem>.ipynb and .html   executed notebooks
   OUT/results/<stem>.json                what each notebook recorded (its last cell)
   OUT/course.json                        time and status per notebook, the environment
   OUT/report.html                        all of it on one page
+
+A profile (configs/course/<name>.json) holds per-notebook parameters that differ from the notebooks'
+own defaults, each with its reason: `make run` uses `cpu`, the course on a 2-core CPU in under 20
+minutes; with no profile every notebook runs its full defaults. `-p` overrides both.
 """
 
 import ast
@@ -18,6 +22,22 @@ from .paths import repo_root
 from .records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
+
+
+def profile_dir() -> Path:
+    root = repo_root()
+    return (root if root is not None else Path.cwd()) / "configs" / "course"
+
+
+def load_profile(name: str) -> dict:
+    """A course profile by name (configs/course/<name>.json) or path: {"note", "notebooks": {stem: {param: value}}}."""
+    path = Path(name) if name.endswith(".json") else profile_dir() / f"{name}.json"
+    if not path.is_file():
+        known = ", ".join(p.stem for p in sorted(profile_dir().glob("*.json"))) or "none found"
+        raise InputError(f"no course profile {name!r}.", f"use one of: {known}.")
+    profile = json.loads(path.read_text())
+    profile["name"] = path.stem
+    return profile
 
 
 def notebook_dir() -> Path:
@@ -95,27 +115,36 @@ def render_html(notebook: Path, target: Path) -> None:
     target.write_text(body)
 
 
-def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False) -> list[dict]:
+def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False,
+               profile: str | None = None) -> list[dict]:
     notebooks = resolve_notebooks(names)
     parameters = {k: parse_value(v) for k, v in raw_params.items()}
     declared = {nb: declared_parameters(nb) for nb in notebooks}
     for name in parameters:
         if not any(name in d for d in declared.values()):
             raise InputError(f"no selected notebook has a parameter {name!r}.", "see the notebook's `parameters` cell for its knobs.")
+    profiled = load_profile(profile) if profile else {"name": None, "notebooks": {}}
+    for nb in notebooks:
+        for name in profiled["notebooks"].get(nb.stem, {}):
+            if name not in declared[nb]:
+                raise InputError(f"profile {profiled['name']!r} sets {name!r}, which {nb.stem} does not declare.",
+                                 f"fix configs/course/{profiled['name']}.json.")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(parents=True, exist_ok=True)
     runs = []
     for nb in notebooks:
-        own = {k: v for k, v in parameters.items() if k in declared[nb]}
+        own = {**profiled["notebooks"].get(nb.stem, {}), **{k: v for k, v in parameters.items() if k in declared[nb]}}
         if "interactive" in declared[nb]:  # headless: no frontend to draw sliders (static figures still appear)
             own.setdefault("interactive", False)
         print(f"running {nb.stem} ...", flush=True)
         run = run_notebook(nb, out, own, log_output=log_output)
+        run["parameters"] = own
         print(f"  {run['status']} in {run['seconds']} s", flush=True)
         runs.append(run)
     from .device import environment_report
 
-    summary = {"runs": runs, "parameters": parameters, "environment": environment_report()}
+    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"],
+               "total_seconds": round(sum(r["seconds"] for r in runs), 1), "environment": environment_report()}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
     return runs
@@ -161,19 +190,27 @@ def write_report(out: Path, summary: dict) -> Path:
     rows = []
     for run in summary["runs"]:
         link = f'<a href="notebooks/{run["notebook"]}.html">{html.escape(run["notebook"])}</a>'
+        params = html.escape(json.dumps(run.get("parameters", {})))
         rows.append(f"<tr><td>{link}</td><td>{run['status']}</td><td>{run['seconds']}</td>"
-                    f"<td>{html.escape(run['error'] or '')}</td></tr>")
+                    f"<td><code>{params}</code></td><td>{html.escape(run['error'] or '')}</td></tr>")
     sections = []
     for run in summary["runs"]:
         if run["results"]:
             data = json.loads(Path(run["results"]).read_text())
             sections.append(f"<h3>{html.escape(run['notebook'])}</h3><pre>{html.escape(json.dumps(data, indent=1)[:4000])}</pre>")
+    profile = summary.get("profile")
+    profile_line = (f"profile <code>{html.escape(profile)}</code> (configs/course/{html.escape(profile)}.json: "
+                    "parameters that differ from the notebooks' defaults, with their reasons)" if profile
+                    else "every notebook with its own defaults (no profile)")
+    if "total_seconds" in summary:
+        profile_line += f"; {summary['total_seconds']} s in all"
     env = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in summary["environment"].items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>safelora-lite course report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:2px 8px;text-align:left}}pre{{background:#f4f4f4;padding:8px;overflow:auto}}</style></head><body>
 <h1>safelora-lite course report</h1>
 <h2>Comparison (notebook 07)</h2>{comparison_html(out)}
-<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>error</th></tr>{''.join(rows)}</table>
+<h2>Notebooks</h2><p>{profile_line}</p>
+<table><tr><th>notebook</th><th>status</th><th>seconds</th><th>parameters set</th><th>error</th></tr>{''.join(rows)}</table>
 <h2>Recorded results</h2>{''.join(sections)}
 <h2>Environment</h2><table>{env}</table></body></html>"""
     target = out / "report.html"
@@ -185,6 +222,8 @@ def add_command(subparsers) -> None:
     parser = subparsers.add_parser("course", help="run the course notebooks with papermill and write a report")
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="number or stem (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--profile", default=None, metavar="NAME",
+                        help="per-notebook parameters from configs/course/NAME.json (make run: cpu)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="papermill parameter for every notebook that declares it")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
@@ -192,7 +231,7 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    runs = run_course(args.notebooks, args.out, dict(args.parameter), log_output=args.log_output)
+    runs = run_course(args.notebooks, args.out, dict(args.parameter), log_output=args.log_output, profile=args.profile)
     failed = [r["notebook"] for r in runs if r["status"] != "ok"]
     print(f"report: {args.out / 'report.html'}")
     if failed:

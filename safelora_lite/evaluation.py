@@ -5,8 +5,10 @@ harmful_compliance_rate  compliant answers / harmful held-out prompts (lower is 
 over_refusal_rate        refusals / borderline held-out prompts       (lower is more helpful)
 task_accuracy            exact-match final answers / task held-out problems
 
-Prompts are grouped by token length, so a batch needs no padding and a prompt's answer never
-depends on which other prompts share its batch.
+Prompts are sorted by token length and left-padded to the longest in their batch, with an attention
+mask (and the positions generate derives from it), so padding changes no answer: the tests check
+that each prompt's answer equals its answer alone. One padded batch is 4-5x faster than a batch per
+prompt length on a toy model, where the cost is per forward call, not per token.
 """
 
 from collections import defaultdict
@@ -20,28 +22,28 @@ METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 128, progress: bool = False) -> list[str]:
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 256, progress: bool = False) -> list[str]:
     """Greedy responses to chat prompts, in the order given."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
-    by_length = defaultdict(list)
-    for i, ids in enumerate(encoded):
-        by_length[len(ids)].append(i)
-    batches = [idx[j: j + batch_size] for _, idx in sorted(by_length.items()) for j in range(0, len(idx), batch_size)]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    batches = [order[j: j + batch_size] for j in range(0, len(order), batch_size)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     was_training = model.training
     model.eval()
     out: list[str] = [""] * len(prompts)
     for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
-        input_ids = torch.tensor([encoded[i] for i in idx], device=device)  # (batch, prompt_len)
+        width = max(len(encoded[i]) for i in idx)
+        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)  # (batch, width)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)  # (batch, width)
         generated = model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
             do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
-        )  # (batch, prompt_len + new)
+        )  # (batch, width + new)
         for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(generated[row, input_ids.shape[1]:], skip_special_tokens=True).strip()
+            out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return out

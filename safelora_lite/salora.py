@@ -383,10 +383,9 @@ def train_on_world(world, attack, safety_rank: int = 32, task_rank: int = 32, ta
     config = SaLoRAConfig(r=attack.r, lora_alpha=attack.lora_alpha, safety_rank=safety_rank, task_rank=task_rank,
                           target_modules=tuple(attack.target_modules), task_init=task_init)
     config.check()
-    key = tw._key({"attack": attack.key(), "salora": asdict(config), "n": n_feature_samples, "eval_every": eval_every,
-                   "curve": curve_max_per_split if eval_every else None})
+    key = tw._key({"attack": attack.key(), "salora": asdict(config), "n": n_feature_samples})
     out = world.root / "salora" / f"{attack.kind}-{key}"
-    if (out / "attack.json").is_file():
+    if tw.run_is_cached(out, eval_every, curve_max_per_split):
         return out
     tw._limit_threads()
     records = tw.attack_records(attack)
@@ -403,16 +402,13 @@ def train_on_world(world, attack, safety_rank: int = 32, task_rank: int = 32, ta
     losses = train(model, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed, progress,
                    callback, desc=f"SaLoRA: {attack.kind}")
     seconds = time.perf_counter() - start
-    try:
-        with new_output_dir(out) as tmp:
-            save_checkpoint(checkpoint_from_model(model, info={"step": attack.steps, "attack": asdict(attack)}), tmp / "checkpoint")
-            export_checkpoint(tmp / "checkpoint", tmp / "adapter")
-            if eval_every:
-                write_json_atomic(curve, tmp / "curve.json")
-            write_json_atomic({"attack": asdict(attack), "salora": asdict(config), "world": world.config.key(),
-                               "n_feature_samples": n_feature_samples, "seconds_setup": round(seconds_setup, 1),
-                               "seconds": round(seconds, 1), "losses": losses}, tmp / "attack.json")
-    except InputError:
-        if not (out / "attack.json").is_file():
-            raise
+
+    def save(tmp):
+        save_checkpoint(checkpoint_from_model(model, info={"step": attack.steps, "attack": asdict(attack)}), tmp / "checkpoint")
+        export_checkpoint(tmp / "checkpoint", tmp / "adapter")
+        write_json_atomic({"attack": asdict(attack), "salora": asdict(config), "world": world.config.key(),
+                           "n_feature_samples": n_feature_samples, "seconds_setup": round(seconds_setup, 1),
+                           "seconds": round(seconds, 1), "losses": losses}, tmp / "attack.json")
+
+    tw.save_run(out, save, curve, eval_every, curve_max_per_split)
     return out

@@ -242,7 +242,8 @@ class AttackConfig:
         return self.n_examples if self.n_examples is not None else (100 if self.kind == "pure_harmful" else 500)
 
     def key(self) -> str:
-        return _key({"version": WORLD_VERSION, **asdict(self)})
+        """The cache key: n_examples=None and its default size are the same attack."""
+        return _key({"version": WORLD_VERSION, **asdict(self), "n_examples": self.size})
 
 
 def attack_records(attack: AttackConfig) -> list[dict]:
@@ -278,19 +279,54 @@ def eval_curve(world: "ToyWorld", model, steps: int, eval_every: int | None, max
     return curve, lambda step, loss: record(step, loss) if step % eval_every == 0 or step == steps else None
 
 
+def _curve_settings(eval_every: int | None, max_per_split: int) -> dict:
+    return {"eval_every": eval_every, "max_per_split": max_per_split}
+
+
+def run_is_cached(out: Path, eval_every: int | None, curve_max_per_split: int) -> bool:
+    """True when `out` holds a finished run and, if a curve is asked for, that curve.
+
+    A run's weights do not depend on whether it was evaluated along the way (greedy evaluation uses
+    no random numbers), so every notebook shares one run per attack; curves are stored beside it.
+    """
+    if not (out / "attack.json").is_file():
+        return False
+    if not eval_every:
+        return True
+    path = out / "curve.json"
+    return path.is_file() and json.loads(path.read_text())["settings"] == _curve_settings(eval_every, curve_max_per_split)
+
+
+def save_run(out: Path, save, curve: list[dict], eval_every: int | None, curve_max_per_split: int) -> None:
+    """Write a run's folder atomically with `save(tmp)`, plus its curve; if the run is already there
+    (trained without this curve), write only the curve."""
+    record = {"settings": _curve_settings(eval_every, curve_max_per_split), "points": curve}
+    if (out / "attack.json").is_file():
+        if eval_every:
+            write_json_atomic(record, out / "curve.json")
+        return
+    try:
+        with new_output_dir(out) as tmp:
+            save(tmp)
+            if eval_every:
+                write_json_atomic(record, tmp / "curve.json")
+    except InputError:
+        if not (out / "attack.json").is_file():
+            raise
+
+
 def train_attack(world: ToyWorld, attack: AttackConfig = AttackConfig(), progress: bool = True, eval_every: int | None = None,
                  curve_max_per_split: int = 40) -> Path:
     """LoRA-fine-tune the aligned model on the attack data; return the saved PEFT adapter folder.
 
-    Cached under the world's folder by (attack config, eval_every). With eval_every, the model is
-    evaluated every eval_every steps on `curve_max_per_split` prompts per held-out split, and the
-    curve is saved as `curve.json` beside the adapter (read it with `load_curve`).
+    Cached under the world's folder by the attack config. With eval_every, the model is evaluated
+    every eval_every steps on `curve_max_per_split` prompts per held-out split, and the curve is
+    saved as `curve.json` beside the adapter (read it with `load_curve`).
     """
     from peft import LoraConfig, get_peft_model
 
-    key = _key({"attack": attack.key(), "eval_every": eval_every, "curve": curve_max_per_split if eval_every else None})
-    out = world.root / "attacks" / f"{attack.kind}-{key}"
-    if (out / "attack.json").is_file():
+    out = world.root / "attacks" / f"{attack.kind}-{_key({'attack': attack.key()})}"
+    if run_is_cached(out, eval_every, curve_max_per_split):
         return out
     _limit_threads()
     model = world.load_model("aligned")
@@ -303,25 +339,22 @@ def train_attack(world: ToyWorld, attack: AttackConfig = AttackConfig(), progres
     losses = train(model, world.tokenizer, attack_records(attack), attack.steps, attack.lr, attack.batch_size, attack.seed,
                    progress, callback, desc=f"attack: {attack.kind}")
     seconds = time.perf_counter() - start
-    try:
-        with new_output_dir(out) as tmp:
-            model.save_pretrained(tmp)
-            if eval_every:
-                write_json_atomic(curve, tmp / "curve.json")
-            write_json_atomic({"attack": asdict(attack), "world": world.config.key(), "seconds": round(seconds, 1),
-                               "losses": losses}, tmp / "attack.json")
-    except InputError:
-        if not (out / "attack.json").is_file():
-            raise
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        write_json_atomic({"attack": asdict(attack), "world": world.config.key(), "seconds": round(seconds, 1),
+                           "losses": losses}, tmp / "attack.json")
+
+    save_run(out, save, curve, eval_every, curve_max_per_split)
     return out
 
 
-def load_curve(adapter_dir) -> list[dict]:
-    """The training curve saved by train_attack(eval_every=...): [{"step", "loss", rates...}, ...]."""
-    path = Path(adapter_dir) / "curve.json"
+def load_curve(run_dir) -> list[dict]:
+    """The training curve saved with a run (eval_every=...): [{"step", "loss", rates...}, ...]."""
+    path = Path(run_dir) / "curve.json"
     if not path.is_file():
         raise InputError(f"{path} not found.", "train the attack with eval_every set.")
-    return json.loads(path.read_text())
+    return json.loads(path.read_text())["points"]
 
 
 def clear_cache() -> None:

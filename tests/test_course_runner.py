@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from safelora_lite import InputError
-from safelora_lite.course import parse_value, resolve_notebooks
+from safelora_lite.course import declared_parameters, load_profile, parse_value, resolve_notebooks
 
 
 def test_resolve_by_number_and_stem():
@@ -56,3 +56,31 @@ def test_report_shows_the_comparison_table(tmp_path):
     assert "attack: mixed" in page and "safe_lora_paper" in page
     assert "0.50 ± 0.10" in page  # mean ± std over the two seeds
     assert 'href="notebooks/07_comparison.html"' in page
+
+
+def test_cpu_profile_sets_only_parameters_its_notebooks_declare():
+    profile = load_profile("cpu")
+    assert profile["name"] == "cpu" and profile["notebooks"]
+    stems = {p.stem: p for p in resolve_notebooks([])}
+    for stem, params in profile["notebooks"].items():
+        assert stem in stems, stem
+        assert set(params) <= declared_parameters(stems[stem]), stem
+        assert profile["why"][stem], f"{stem}: every change of default says why"
+    with pytest.raises(InputError, match="no course profile"):
+        load_profile("nonesuch")
+
+
+def test_course_applies_a_profile_and_records_it(tmp_path):
+    profile = tmp_path / "p.json"
+    profile.write_text(json.dumps({"note": "test", "notebooks": {"00_start_here": {"seed": 4}}, "why": {"00_start_here": "test"}}))
+    out = tmp_path / "course"
+    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(out), "--profile", str(profile)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "course.json").read_text())
+    assert summary["profile"] == "p" and summary["runs"][0]["parameters"]["seed"] == 4
+    assert "profile <code>p</code>" in (out / "report.html").read_text()
+    profile.write_text(json.dumps({"notebooks": {"00_start_here": {"bogus": 1}}}))
+    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "y"), "--profile", str(profile)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "does not declare" in proc.stderr and proc.stderr.count("\n") == 1

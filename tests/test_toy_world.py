@@ -39,6 +39,21 @@ def test_aligned_refuses_and_base_complies(small_world):
     assert rates["aligned"]["refusal_rate"] >= rates["base"]["refusal_rate"] + 0.3
 
 
+@pytest.mark.parametrize("which", ["base", "aligned"])
+def test_padding_changes_no_answer(small_world, which):
+    """Left-padded batches of mixed lengths give each prompt the answer it gets alone."""
+    from safelora_lite.evaluation import generate
+    from safelora_lite.training import prompt_ids
+
+    records = tw.eval_records(max_per_split=10)
+    prompts = [r["prompt"] for r in records]
+    assert len({len(prompt_ids(small_world.tokenizer, p)) for p in prompts}) > 3  # lengths really differ
+    model = small_world.load_model(which)
+    together = generate(model, small_world.tokenizer, prompts)
+    alone = generate(model, small_world.tokenizer, prompts, batch_size=1)
+    assert together == alone and len(set(together)) > 1
+
+
 def test_attack_adapter_curve_and_cache(small_world):
     attack = tw.AttackConfig(kind="pure_harmful", steps=12, batch_size=16, r=4, lora_alpha=8)
     path = tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8)
@@ -50,6 +65,25 @@ def test_attack_adapter_curve_and_cache(small_world):
     assert tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8) == path  # cached
     rates = tw.evaluate_adapter(small_world, path, progress=False, max_per_split=8)
     assert all(0.0 <= v <= 1.0 for v in rates.values())
+
+
+def test_one_run_per_attack_whether_or_not_a_curve_was_asked_for(small_world):
+    """A curve is stored beside the run it evaluated; the weights are those of a run without one."""
+    attack = tw.AttackConfig(kind="mixed", steps=8, batch_size=16, r=4, lora_alpha=8, seed=5)
+    plain = tw.train_attack(small_world, attack, progress=False)
+    weights = read_adapter(plain).modules
+    assert not (plain / "curve.json").exists()
+    with_curve = tw.train_attack(small_world, attack, progress=False, eval_every=4, curve_max_per_split=4)
+    assert with_curve == plain and [p["step"] for p in tw.load_curve(plain)] == [0, 4, 8]
+    for name, m in read_adapter(plain).modules.items():  # the curve run left the adapter as it was
+        assert torch.equal(m.lora_a, weights[name].lora_a) and torch.equal(m.lora_b, weights[name].lora_b)
+    import shutil
+
+    shutil.rmtree(plain)  # train again, this time with the curve first: the same weights
+    again = tw.train_attack(small_world, attack, progress=False, eval_every=4, curve_max_per_split=4)
+    for name, m in read_adapter(again).modules.items():
+        assert torch.equal(m.lora_a, weights[name].lora_a) and torch.equal(m.lora_b, weights[name].lora_b)
+    assert tw.train_attack(small_world, attack, progress=False) == again  # cached
 
 
 def test_attack_data_mix():
