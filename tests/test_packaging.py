@@ -46,3 +46,13 @@ def test_readme_lists_every_notebook_and_both_commands():
     for _, stem, *_ in COURSE:
         if (ROOT / "notebooks" / f"{stem}.ipynb").exists():
             assert stem in readme, f"README's course map misses {stem}"
+
+
+def test_make_run_names_a_course_profile_that_exists():
+    import re
+
+    from safelora_lite.course import load_profile
+
+    run = (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]
+    (name,) = re.findall(r"--profile (\S+)", run)
+    assert load_profile(name)["notebooks"]
