@@ -22,6 +22,7 @@ from .paths import repo_root
 from .records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
+SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone
 
 
 def profile_dir() -> Path:
@@ -84,6 +85,23 @@ def declared_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's cumulative CPU time counters from /proc/stat (Linux), or None elsewhere."""
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor took from this machine between two readings (Linux "steal"):
+    a run's wall time is only comparable with another's when this is small."""
+    if not before or not after or len(before) < 8:
+        return None
+    total = sum(after) - sum(before)
+    return round((after[7] - before[7]) / total, 3) if total > 0 else None
+
+
 def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool = False) -> dict:
     """Execute one notebook into OUT/notebooks, render it to HTML; return its status and time."""
     import papermill
@@ -91,7 +109,7 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
     executed = out / "notebooks" / notebook.name
     results_path = (out / "results" / f"{notebook.stem}.json").resolve()
     params = {**parameters, "results_path": str(results_path)}
-    start = time.perf_counter()
+    start, counters = time.perf_counter(), cpu_times()
     status, error = "ok", None
     try:
         papermill.execute_notebook(
@@ -100,10 +118,10 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
         )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         status, error = "failed", " ".join(str(exc).split())[:500]
-    seconds = time.perf_counter() - start
+    seconds, steal = time.perf_counter() - start, steal_share(counters, cpu_times())
     if executed.exists():
         render_html(executed, executed.with_suffix(".html"))
-    return {"notebook": notebook.stem, "status": status, "seconds": round(seconds, 1), "error": error,
+    return {"notebook": notebook.stem, "status": status, "seconds": round(seconds, 1), "cpu_steal": steal, "error": error,
             "results": str(results_path) if results_path.exists() else None}
 
 
@@ -116,7 +134,11 @@ def render_html(notebook: Path, target: Path) -> None:
 
 
 def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False,
-               profile: str | None = None) -> list[dict]:
+               profile: str | None = None, jobs: int = 1) -> list[dict]:
+    """Run the notebooks; with jobs > 1, those after the setup notebook (02 builds the toy world and
+    the attacks the others share) run `jobs` at a time."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"jobs={jobs} must be a positive integer.", "use --jobs 1 (one notebook at a time) or 2.")
     notebooks = resolve_notebooks(names)
     parameters = {k: parse_value(v) for k, v in raw_params.items()}
     declared = {nb: declared_parameters(nb) for nb in notebooks}
@@ -131,23 +153,60 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
                                  f"fix configs/course/{profiled['name']}.json.")
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(parents=True, exist_ok=True)
-    runs = []
+    jobs_params = []
     for nb in notebooks:
         own = {**profiled["notebooks"].get(nb.stem, {}), **{k: v for k, v in parameters.items() if k in declared[nb]}}
         if "interactive" in declared[nb]:  # headless: no frontend to draw sliders (static figures still appear)
             own.setdefault("interactive", False)
-        print(f"running {nb.stem} ...", flush=True)
-        run = run_notebook(nb, out, own, log_output=log_output)
-        run["parameters"] = own
-        print(f"  {run['status']} in {run['seconds']} s", flush=True)
-        runs.append(run)
+        jobs_params.append((nb, own))
+    setup = len(jobs_params)  # how many run first, one after another, on every core
+    if jobs > 1:
+        setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
+    start = time.perf_counter()
+    runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
+    if jobs_params[setup:]:
+        runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
     from .device import environment_report
 
-    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"],
-               "total_seconds": round(sum(r["seconds"] for r in runs), 1), "environment": environment_report()}
+    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs,
+               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report()}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
     return runs
+
+
+def _run_one(nb: Path, out: Path, own: dict, log_output: bool) -> dict:
+    print(f"running {nb.stem} ...", flush=True)
+    run = run_notebook(nb, out, own, log_output=log_output)
+    run["parameters"] = own
+    steal = f" (the hypervisor took {run['cpu_steal']:.0%} of the CPU meanwhile)" if run["cpu_steal"] else ""
+    print(f"  {nb.stem}: {run['status']} in {run['seconds']} s{steal}", flush=True)
+    return run
+
+
+def _one_thread_each(threads: int) -> None:
+    """Worker initializer: kernels started from here inherit `threads` math threads."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
+    """Run notebooks `jobs` at a time, in order, each kernel with cores // jobs threads.
+
+    The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
+    kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_each, initargs=(threads,)) as pool:
+        futures = [pool.submit(_run_one, nb, out, own, log_output) for nb, own in jobs_params]
+        return [f.result() for f in futures]
 
 
 def notebook_figures(executed: Path, limit: int = 4) -> list[str]:
@@ -191,7 +250,8 @@ def write_report(out: Path, summary: dict) -> Path:
     for run in summary["runs"]:
         link = f'<a href="notebooks/{run["notebook"]}.html">{html.escape(run["notebook"])}</a>'
         params = html.escape(json.dumps(run.get("parameters", {})))
-        rows.append(f"<tr><td>{link}</td><td>{run['status']}</td><td>{run['seconds']}</td>"
+        steal = f"{run['cpu_steal']:.0%}" if run.get("cpu_steal") is not None else ""
+        rows.append(f"<tr><td>{link}</td><td>{run['status']}</td><td>{run['seconds']}</td><td>{steal}</td>"
                     f"<td><code>{params}</code></td><td>{html.escape(run['error'] or '')}</td></tr>")
     sections = []
     for run in summary["runs"]:
@@ -202,15 +262,15 @@ def write_report(out: Path, summary: dict) -> Path:
     profile_line = (f"profile <code>{html.escape(profile)}</code> (configs/course/{html.escape(profile)}.json: "
                     "parameters that differ from the notebooks' defaults, with their reasons)" if profile
                     else "every notebook with its own defaults (no profile)")
-    if "total_seconds" in summary:
-        profile_line += f"; {summary['total_seconds']} s in all"
+    if "wall_seconds" in summary:
+        profile_line += f"; {summary['wall_seconds']} s in all, {summary['jobs']} notebook(s) at once after the setup"
     env = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in summary["environment"].items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>safelora-lite course report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:auto}}td,th{{padding:2px 8px;text-align:left}}pre{{background:#f4f4f4;padding:8px;overflow:auto}}</style></head><body>
 <h1>safelora-lite course report</h1>
 <h2>Comparison (notebook 07)</h2>{comparison_html(out)}
 <h2>Notebooks</h2><p>{profile_line}</p>
-<table><tr><th>notebook</th><th>status</th><th>seconds</th><th>parameters set</th><th>error</th></tr>{''.join(rows)}</table>
+<table><tr><th>notebook</th><th>status</th><th>seconds</th><th>CPU steal</th><th>parameters set</th><th>error</th></tr>{''.join(rows)}</table>
 <h2>Recorded results</h2>{''.join(sections)}
 <h2>Environment</h2><table>{env}</table></body></html>"""
     target = out / "report.html"
@@ -224,6 +284,8 @@ def add_command(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--profile", default=None, metavar="NAME",
                         help="per-notebook parameters from configs/course/NAME.json (make run: cpu)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="notebooks at once after 02 (which builds the shared toy world); make run: 2")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="papermill parameter for every notebook that declares it")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
@@ -231,7 +293,8 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    runs = run_course(args.notebooks, args.out, dict(args.parameter), log_output=args.log_output, profile=args.profile)
+    runs = run_course(args.notebooks, args.out, dict(args.parameter), log_output=args.log_output, profile=args.profile,
+                      jobs=args.jobs)
     failed = [r["notebook"] for r in runs if r["status"] != "ok"]
     print(f"report: {args.out / 'report.html'}")
     if failed:

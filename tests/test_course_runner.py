@@ -84,3 +84,28 @@ def test_course_applies_a_profile_and_records_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "y"), "--profile", str(profile)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "does not declare" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_steal_share_is_the_hypervisors_part_of_the_cpu_time():
+    from safelora_lite.course import cpu_times, steal_share
+
+    before = [100, 0, 10, 50, 0, 0, 0, 40]  # user nice system idle iowait irq softirq steal
+    after = [160, 0, 20, 70, 0, 0, 0, 50]  # +60 user, +10 system, +20 idle, +10 steal: 100 in all
+    assert steal_share(before, after) == 0.1
+    assert steal_share(None, after) is None and steal_share(before, before) is None
+    counters = cpu_times()
+    assert counters is None or len(counters) >= 8
+
+
+def test_course_runs_notebooks_side_by_side(tmp_path):
+    out = tmp_path / "course"
+    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "01", "--out", str(out), "--jobs", "2",
+                           "-p", "timing_dims", "[16, 32]"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "course.json").read_text())
+    assert [r["notebook"] for r in summary["runs"]] == ["00_start_here", "01_projection_maths"]
+    assert all(r["status"] == "ok" for r in summary["runs"]) and summary["jobs"] == 2
+    assert (out / "results" / "01_projection_maths.json").exists() and (out / "notebooks" / "00_start_here.html").exists()
+    bad = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "x"), "--jobs", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "jobs=0" in bad.stderr
