@@ -179,7 +179,7 @@ def _run_one(nb: Path, out: Path, own: dict, log_output: bool) -> dict:
     print(f"running {nb.stem} ...", flush=True)
     run = run_notebook(nb, out, own, log_output=log_output)
     run["parameters"] = own
-    steal = f" (the hypervisor took {run['cpu_steal']:.0%} of the CPU meanwhile)" if run["cpu_steal"] else ""
+    steal = f" (the hypervisor took {run['cpu_steal']:.0%} of the CPU meanwhile)" if (run["cpu_steal"] or 0) >= 0.01 else ""
     print(f"  {nb.stem}: {run['status']} in {run['seconds']} s{steal}", flush=True)
     return run
 
