@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import InputError
-from .paths import repo_root
+from .paths import checkout_dir
 from .records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
@@ -26,8 +26,7 @@ SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run
 
 
 def profile_dir() -> Path:
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "configs" / "course"
+    return checkout_dir() / "configs" / "course"
 
 
 def load_profile(name: str) -> dict:
@@ -42,8 +41,7 @@ def load_profile(name: str) -> dict:
 
 
 def notebook_dir() -> Path:
-    root = repo_root()
-    folder = (root if root is not None else Path.cwd()) / "notebooks"
+    folder = checkout_dir() / "notebooks"
     if not folder.is_dir():
         raise InputError(f"no notebooks folder at {folder}.", "run from a checkout of safelora-lite.")
     return folder

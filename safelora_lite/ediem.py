@@ -73,6 +73,11 @@ def _blocks(x: "torch.Tensor | LowRank") -> Iterator[torch.Tensor]:
     return (x[i: i + _BLOCK] for i in range(0, x.numel(), _BLOCK))
 
 
+def _entries(x: "torch.Tensor | LowRank") -> torch.Tensor:
+    """Every entry, flat: the tensor itself, or a LowRank's blocks joined (the slow, exact path)."""
+    return torch.cat(list(x.blocks())) if isinstance(x, LowRank) else x
+
+
 def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
     """The values at 0-based sorted positions `ranks` of a flat tensor (or a LowRank), exactly, at any size.
 
@@ -83,7 +88,7 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
     """
     n = x.numel()
     if n <= _SORT_LIMIT:
-        ordered = torch.sort(torch.cat(list(_blocks(x)))).values
+        ordered = torch.sort(_entries(x)).values
         return {r: float(ordered[r]) for r in ranks}
     m = _SAMPLE
     generator = torch.Generator().manual_seed(0)
@@ -115,7 +120,7 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
             if first <= r < first + inside.numel():
                 out[r] = float(inside[r - first])
     if len(out) < len(set(ranks)):  # the sample missed a rank: exact, slow path
-        ordered = torch.sort(torch.cat(list(_blocks(x)))).values
+        ordered = torch.sort(_entries(x)).values
         return {r: float(ordered[r]) for r in ranks}
     return out
 
@@ -217,13 +222,15 @@ def null_distances(c: Projector, lora_b: torch.Tensor, lora_a: torch.Tensor, sca
     return (abs(scaling) * norm_ba * ratio).float()  # (n,)
 
 
-def reference_ediem(projected: torch.Tensor, update: torch.Tensor, samples: int = REFERENCE_SAMPLES) -> float:
+def reference_ediem(projected: torch.Tensor, update: torch.Tensor, samples: int = REFERENCE_SAMPLES,
+                    terms: tuple[float, float] | None = None) -> float:
     """The public code's E-DIEM: `samples` identical copies of (X, Y) as the empirical distribution.
 
     In float32 as there: d = ||X - Y||_F + eps; E[d] = the mean of `samples` equal distances;
     IQR = 0 + eps; so (d - E[d]) / IQR is about eps / eps = 1 plus rounding noise, and the score is
     about 1 - v_m. Where the public code returns None (X == Y, or v_M == v_m) and then fails when it
     compares None with the threshold, this returns 0.0, a defined score.
+    terms: (v_M, v_m) if the caller already has them (`quantile_range_terms` of the same X, Y).
     """
     x = as_float32(projected, "projected update C B A")  # (d_out, d_in), X
     y = as_float32(update, "update B A")  # (d_out, d_in), Y
@@ -238,7 +245,7 @@ def reference_ediem(projected: torch.Tensor, update: torch.Tensor, samples: int 
     expected = distances.mean()
     q1, q3 = (torch.tensor(v, dtype=torch.float32) for v in quantiles(distances, [0.25, 0.75]))
     iqr = q3 - q1 + eps
-    v_max, v_min = (torch.tensor(v, dtype=torch.float32) for v in quantile_range_terms(x, y))
+    v_max, v_min = (torch.tensor(v, dtype=torch.float32) for v in (terms or quantile_range_terms(x, y)))
     unscaled = (d - expected) / iqr
     if float(v_max - v_min) == 0.0:
         return 0.0

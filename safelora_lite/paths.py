@@ -12,12 +12,17 @@ def repo_root() -> Path | None:
     return candidate if (candidate / "pyproject.toml").exists() else None
 
 
+def checkout_dir() -> Path:
+    """The checkout (editable install), else the current folder: where data/, notebooks/, configs/ are."""
+    root = repo_root()
+    return root if root is not None else Path.cwd()
+
+
 def data_dir() -> Path:
     """The shipped `data/` folder (override with $SAFELORA_LITE_DATA)."""
     if "SAFELORA_LITE_DATA" in os.environ:
         return Path(os.environ["SAFELORA_LITE_DATA"])
-    root = repo_root()
-    return (root if root is not None else Path.cwd()) / "data"
+    return checkout_dir() / "data"
 
 
 def cache_dir() -> Path:

@@ -79,7 +79,7 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
     """One streaming pass over the modules: V -> C -> d, its null and E-DIEM. Nothing is changed.
 
     quantile_terms=False drops v_m from the empirical score (it is in weight units, tiny next to
-    the z-part) and skips the two dense quantile passes per module.
+    the z-part) and skips the exact quantiles of C B A and B A per module.
     """
     _check_options(variant, null, samples, projector, rank)
     adapter = open_adapter(adapter)
@@ -113,7 +113,8 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
         row = {"name": name, "distance": d, "v_max": v_max, "v_min": v_min, "shape": (lora_b.shape[0], lora_a.shape[1]),
                "update_norm": update_norm}
         if variant == "reference":
-            row.update(score=reference_ediem(projected_b @ lora_a, lora_b @ lora_a), null_mean=d, null_iqr=0.0)  # dense, as there
+            row.update(score=reference_ediem(projected_b @ lora_a, lora_b @ lora_a, terms=(v_max, v_min)),  # dense, as there
+                       null_mean=d, null_iqr=0.0)
         elif null == "random":
             dist = null_distances(c, lora_b, lora_a, s, samples=samples, seed=seed + index)
             row.update(score=ediem(d, dist, v_max, v_min), null_mean=float(dist.double().mean()), null_iqr=_iqr(dist))

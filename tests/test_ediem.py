@@ -144,6 +144,7 @@ def test_reference_degenerates_to_one_minus_v_min():
     v_max, v_min = quantile_range_terms(x, y)
     score = reference_ediem(x, y)
     assert score == pytest.approx(1.0 - v_min, abs=0.05)
+    assert reference_ediem(x, y, terms=(v_max, v_min)) == score  # given terms: the same score, one quantile pass less
     # the distance itself barely matters: a 3x larger gap moves the score by rounding noise only
     assert reference_ediem(x, 3 * y) == pytest.approx(1.0 - quantile_range_terms(x, 3 * y)[1], abs=0.05)
     assert REFERENCE_EPS == 1e-6

@@ -1,6 +1,7 @@
 """The toy world's API: checkpoints, evaluation, attacks, the trainer and its encoding."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -70,6 +71,7 @@ def test_attack_adapter_curve_and_cache(small_world):
 def test_one_run_per_attack_whether_or_not_a_curve_was_asked_for(small_world):
     """A curve is stored beside the run it evaluated; the weights are those of a run without one."""
     attack = tw.AttackConfig(kind="mixed", steps=8, batch_size=16, r=4, lora_alpha=8, seed=5)
+    shutil.rmtree(tw.train_attack(small_world, attack, progress=False))  # a rerun of the suite starts clean too
     plain = tw.train_attack(small_world, attack, progress=False)
     weights = read_adapter(plain).modules
     assert not (plain / "curve.json").exists()
@@ -77,8 +79,6 @@ def test_one_run_per_attack_whether_or_not_a_curve_was_asked_for(small_world):
     assert with_curve == plain and [p["step"] for p in tw.load_curve(plain)] == [0, 4, 8]
     for name, m in read_adapter(plain).modules.items():  # the curve run left the adapter as it was
         assert torch.equal(m.lora_a, weights[name].lora_a) and torch.equal(m.lora_b, weights[name].lora_b)
-    import shutil
-
     shutil.rmtree(plain)  # train again, this time with the curve first: the same weights
     again = tw.train_attack(small_world, attack, progress=False, eval_every=4, curve_max_per_split=4)
     for name, m in read_adapter(again).modules.items():
