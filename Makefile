@@ -39,7 +39,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 strip: $(STAMP)
-	$(PY) -m safelora_lite.notebook_tools strip notebooks/*.ipynb
+	$(PY) -m safelora_lite.course.notebook_tools strip notebooks/*.ipynb
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(PY) $$f || exit 1; done

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from safelora_scale import write_adapter, write_checkpoint  # noqa: E402  (the shared random-weight writers)
 
-from safelora_lite.splora import score_adapter  # noqa: E402
+from safelora_lite.methods.splora import score_adapter  # noqa: E402
 
 BUDGET_SECONDS = 60.0
 

@@ -42,8 +42,8 @@ def main() -> None:
 
     import torch
 
-    from safelora_lite.adapters import read_adapter
-    from safelora_lite.fusion import fuse, fused_delta
+    from safelora_lite.adapters.lora_io import read_adapter
+    from safelora_lite.methods.fusion import fuse, fused_delta
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -17,9 +17,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA GPU: nothing to check")
         return 0
-    from safelora_lite import toy_world as tw
-    from safelora_lite.evaluation import generate
-    from safelora_lite.model_loading import TINYLLAMA_CHAT, load_model
+    from safelora_lite.worlds import toy as tw
+    from safelora_lite.evaluation.generation import generate
+    from safelora_lite.adapters.model_loading import TINYLLAMA_CHAT, load_model
 
     world = tw.build_world(tw.WorldConfig.small(), progress=False)
     prompts = [r["prompt"] for r in tw.eval_records(max_per_split=16)]

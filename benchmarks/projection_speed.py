@@ -26,7 +26,7 @@ def make_inputs(d: int, r: int):
 
 
 def dense_score(v, b, a) -> float:
-    from safelora_lite.projection import dense_similarity
+    from safelora_lite.maths.projection import dense_similarity
 
     return dense_similarity(v, b, a)
 

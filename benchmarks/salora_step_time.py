@@ -1,6 +1,6 @@
 """Training-step time of SaLoRA vs vanilla LoRA at the same rank on the toy aligned model.
 
-Both run the same step (`safelora_lite.training.optimizer_step`, as the trainer does) on the same pre-collated batches,
+Both run the same step (`safelora_lite.training.sft.optimizer_step`, as the trainer does) on the same pre-collated batches,
 at the same rank, alpha and modules.
 SaLoRA's extra work per step is C B = B - V_s (V_s^T B) for each module (O(d_out r_s r)).
 Runs alternate (LoRA, SaLoRA, LoRA, ...) so that a noisy shared machine hurts both alike; the
@@ -19,8 +19,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from safelora_lite import salora, toy_world as tw  # noqa: E402
-from safelora_lite.training import collate, encode_records, optimizer_step  # noqa: E402
+from safelora_lite.methods.salora import model as salora  # noqa: E402
+from safelora_lite.methods.salora import train as salora_train  # noqa: E402
+from safelora_lite.worlds import toy as tw  # noqa: E402
+from safelora_lite.training.sft import collate, encode_records, optimizer_step  # noqa: E402
 
 
 def lora_model(world, attack):
@@ -70,8 +72,8 @@ def main() -> None:
     batches = [collate([encoded[(j * bs + k) % len(encoded)] for k in range(bs)], pad) for j in range(args.steps + 1)]
     config = salora.SaLoRAConfig(r=attack.r, lora_alpha=attack.lora_alpha, safety_rank=args.safety_rank,
                                  task_rank=32, target_modules=attack.target_modules)
-    inits = salora.prepare(world.load_model("aligned"), salora.feature_batches(world.tokenizer, tw.load_split("refusal_train")),
-                           salora.feature_batches(world.tokenizer, records), config, max_tokens=None)
+    inits = salora.prepare(world.load_model("aligned"), salora_train.feature_batches(world.tokenizer, tw.load_split("refusal_train")),
+                           salora_train.feature_batches(world.tokenizer, records), config, max_tokens=None)
     times = {"LoRA": [], "SaLoRA": []}
     for _ in range(args.repeats):
         times["LoRA"].append(seconds_per_step(lora_model(world, attack), batches, attack.lr))

@@ -1,6 +1,6 @@
 """One GPU, random weights of the real shapes: memory and time of a LoRA step, and of the Safe LoRA projection.
 
-For TinyLlama-1.1B and Llama-2-7B in bf16 (shapes from safelora_lite.model_loading.REAL_SHAPES):
+For TinyLlama-1.1B and Llama-2-7B in bf16 (shapes from safelora_lite.adapters.model_loading.REAL_SHAPES):
   - peak GPU memory (torch.cuda.max_memory_allocated) and step time of a LoRA training step
     (r=16, q_proj + v_proj, AdamW), next to the memory planner's prediction;
   - the Safe LoRA projection time for Llama-2-7B q/v: for each of the 64 modules, V = W_aligned - W_base,
@@ -25,8 +25,8 @@ MODELS = {"tinyllama": "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "llama2-7b": "meta-
 def lora_step(model_id: str, seq_len: int, batch: int, rank: int = 16) -> dict:
     from peft import LoraConfig, get_peft_model
 
-    from safelora_lite import memory_plan as mp
-    from safelora_lite.model_loading import load_model
+    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.adapters.model_loading import load_model
 
     torch.cuda.empty_cache()
     loaded = load_model(model_id, "random-real-shapes", dtype="bf16")
@@ -44,7 +44,7 @@ def lora_step(model_id: str, seq_len: int, batch: int, rank: int = 16) -> dict:
 
 def projection_time(rank: int = 16, layers: int = 32, hidden: int = 4096) -> dict:
     """Safe LoRA on the 64 q/v modules of Llama-2-7B shapes: V, the paper's C, the score and C @ B, per module."""
-    from safelora_lite.projection import alignment_matrix, projection_similarity, safe_lora_projector
+    from safelora_lite.maths.projection import alignment_matrix, projection_similarity, safe_lora_projector
 
     dev = torch.device("cuda")
     gen = torch.Generator(device=dev).manual_seed(0)

@@ -24,7 +24,7 @@ def run_seed(seed: int, small: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(1)  # one thread per seed: no idle OpenMP waits on a busy machine
-    from safelora_lite import toy_world as tw
+    from safelora_lite.worlds import toy as tw
 
     wall, cpu = time.perf_counter(), time.process_time()
     world = tw.build_world(tw.WorldConfig.small(seed) if small else tw.WorldConfig(seed=seed), progress=False)

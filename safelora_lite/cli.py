@@ -8,16 +8,16 @@ import argparse
 import importlib
 import sys
 
-from .errors import InputError
+from safelora_lite.errors import InputError
 
 COMMAND_MODULES = [
-    "safelora_lite.course",
-    "safelora_lite.safelora",
-    "safelora_lite.fusion",
-    "safelora_lite.salora_export",
-    "safelora_lite.splora",
-    "safelora_lite.finetune",
-    "safelora_lite.lox",
+    "safelora_lite.course.runner",
+    "safelora_lite.methods.safelora",
+    "safelora_lite.methods.fusion",
+    "safelora_lite.methods.salora.export",
+    "safelora_lite.methods.splora",
+    "safelora_lite.training.finetune",
+    "safelora_lite.methods.lox",
 ]
 
 

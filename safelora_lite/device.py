@@ -26,10 +26,10 @@ def memory_report(device: torch.device) -> str:
 
 def environment_report(device: str = "auto") -> dict:
     """Versions and device, printed at the top of every notebook and stored in the course report."""
+    from importlib.metadata import version
+
     import peft
     import transformers
-
-    import safelora_lite
 
     dev = pick_device(device)
     report = {
@@ -38,7 +38,7 @@ def environment_report(device: str = "auto") -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "peft": peft.__version__,
-        "safelora_lite": safelora_lite.__version__,
+        "safelora_lite": version("safelora-lite"),
         "device": str(dev),
         "memory": memory_report(dev),
         "cpu_threads": torch.get_num_threads(),
@@ -46,3 +46,12 @@ def environment_report(device: str = "auto") -> dict:
     for key, value in report.items():
         print(f"{key:>14}: {value}")
     return report
+
+
+MAX_THREADS = 2
+
+
+def limit_threads(n: int = MAX_THREADS) -> None:
+    """Tiny models gain nothing from many threads; two keep a shared machine usable."""
+    if torch.get_num_threads() > n:
+        torch.set_num_threads(n)

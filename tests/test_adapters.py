@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from safelora_lite.adapters import (
+from safelora_lite.adapters.lora_io import (
     LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, module_target, new_output_dir, read_adapter, write_adapter,
 )
 from safelora_lite.errors import InputError

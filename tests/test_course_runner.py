@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from safelora_lite import InputError
-from safelora_lite.course import declared_parameters, load_profile, parse_value, resolve_notebooks
+from safelora_lite.course.runner import declared_parameters, load_profile, parse_value, resolve_notebooks
 
 
 def test_resolve_by_number_and_stem():
@@ -41,8 +41,8 @@ def test_course_rejects_unknown_parameter(tmp_path):
 
 
 def test_report_shows_the_comparison_table(tmp_path):
-    from safelora_lite.comparison import summarize
-    from safelora_lite.course import write_report
+    from safelora_lite.comparison.protocol import summarize
+    from safelora_lite.course.report import write_report
     from safelora_lite.records import write_json_atomic
 
     rows = [{"attack": "mixed", "seed": s, "method": m, "refusal_rate": r, "harmful_compliance_rate": 1 - r,
@@ -87,7 +87,7 @@ def test_course_applies_a_profile_and_records_it(tmp_path):
 
 
 def test_steal_share_is_the_hypervisors_part_of_the_cpu_time():
-    from safelora_lite.course import cpu_times, steal_share
+    from safelora_lite.course.runner import cpu_times, steal_share
 
     before = [100, 0, 10, 50, 0, 0, 0, 40]  # user nice system idle iowait irq softirq steal
     after = [160, 0, 20, 70, 0, 0, 0, 50]  # +60 user, +10 system, +20 idle, +10 steal: 100 in all

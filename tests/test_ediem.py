@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from safelora_lite import InputError, alignment_matrix, safe_lora_projector
-from safelora_lite.ediem import (
+from safelora_lite.maths.ediem import (
     REFERENCE_EPS, LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance,
 )
 

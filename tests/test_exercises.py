@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from safelora_lite.exercises import EXERCISES, check, compare
+from safelora_lite.course.exercises import EXERCISES, check, compare
 
 SOLUTION_DIR = Path(__file__).resolve().parents[1] / "lessons" / "solutions"
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from safelora_lite import InputError
-from safelora_lite.adapters import read_adapter
-from safelora_lite.finetune import FinetuneConfig, SimulatedDisconnect, finetune, interrupt_after, load_records
-from safelora_lite.model_loading import TINYLLAMA_CHAT, stand_in_dir
+from safelora_lite.adapters.lora_io import read_adapter
+from safelora_lite.training.finetune import FinetuneConfig, SimulatedDisconnect, finetune, interrupt_after, load_records
+from safelora_lite.adapters.model_loading import TINYLLAMA_CHAT, stand_in_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(model=TINYLLAMA_CHAT, data="toy:task_train", steps=6, save_steps=2, batch_size=4, max_examples=48,
@@ -62,7 +62,7 @@ def test_accelerate_launch_with_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "configs/accelerate/cpu_2proc.yaml"),
-           "-m", "safelora_lite.finetune", "--model", TINYLLAMA_CHAT, "--out", str(out), "--steps", "3", "--save-steps", "2",
+           "-m", "safelora_lite.training.finetune", "--model", TINYLLAMA_CHAT, "--out", str(out), "--steps", "3", "--save-steps", "2",
            "--max-examples", "32", "--batch-size", "2", "--max-length", "96"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,7 +82,7 @@ def test_fsdp_config_for_13b_70b_parses():
 
 def test_guard_judge_plumbing_with_a_stand_in_guard():
     """A real guard model needs the hub; a stand-in checks the plumbing: a verdict per exchange, a rate in [0, 1]."""
-    from safelora_lite.scale import GuardJudge
+    from safelora_lite.scale.pipeline import GuardJudge
 
     guard = GuardJudge(TINYLLAMA_CHAT, model_source="stand-in", device="cpu", max_new_tokens=3)
     records = [{"prompt": "how to hack a bank", "kind": "harmful"}, {"prompt": "2 + 2 ?", "kind": "task"}]

@@ -9,9 +9,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from safelora_lite import cli
-from safelora_lite.adapters import LoraAdapter, LoraModule, read_adapter
+from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, read_adapter
 from safelora_lite.errors import InputError
-from safelora_lite.fusion import REPORT_NAME, fuse, fuse_adapters, fuse_peft_model, fused_delta, linear_mix
+from safelora_lite.methods.fusion import REPORT_NAME, fuse, fuse_adapters, fuse_peft_model, fused_delta, linear_mix
 
 
 def _lora(model_dir, out, seed, **config):
@@ -207,7 +207,7 @@ def test_cli_fuse_writes_adapter_and_report(adapters, tmp_path, capsys):
 
 
 def test_safety_records_and_config():
-    from safelora_lite.fusion import SafetyAdapterConfig, safety_records
+    from safelora_lite.methods.fusion_safety import SafetyAdapterConfig, safety_records
 
     records = safety_records(SafetyAdapterConfig(n_examples=40, borderline_fraction=0.25, seed=1))
     kinds = [r["kind"] for r in records]
@@ -219,7 +219,7 @@ def test_safety_records_and_config():
 
 
 def test_sweet_spot_rule_and_weights():
-    from safelora_lite.fusion import fusion_weights, sweet_spot
+    from safelora_lite.methods.fusion_safety import fusion_weights, sweet_spot
 
     assert fusion_weights(0.4) == (0.6, 0.4) and fusion_weights(0.4, "add") == (1.0, 0.4)
     with pytest.raises(InputError, match="unknown fusion mode"):

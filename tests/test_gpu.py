@@ -9,8 +9,8 @@ pytestmark = pytest.mark.gpu
 def test_tinyllama_real_shapes_lora_step_matches_the_planner():
     from peft import LoraConfig, get_peft_model
 
-    from safelora_lite import memory_plan as mp
-    from safelora_lite.model_loading import TINYLLAMA_CHAT, load_model
+    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.adapters.model_loading import TINYLLAMA_CHAT, load_model
 
     loaded = load_model(TINYLLAMA_CHAT, "random-real-shapes", dtype="bf16")
     model = get_peft_model(loaded.model, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"]))

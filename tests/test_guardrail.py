@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from safelora_lite import guardrail, toy_tokenizer, toy_world
+from safelora_lite.methods import guardrail
+from safelora_lite.worlds.toy import tokenizer as toy_tokenizer
+from safelora_lite.worlds import toy as toy_world
 from safelora_lite.errors import InputError
-from safelora_lite.training import IGNORE_INDEX, collate, encode_conversation
+from safelora_lite.training.sft import IGNORE_INDEX, collate, encode_conversation
 
 
 @pytest.fixture(scope="module")

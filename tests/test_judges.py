@@ -2,7 +2,7 @@
 
 import pytest
 
-from safelora_lite.judges import exact_match, extract_answer, is_refusal, judge
+from safelora_lite.evaluation.judges import exact_match, extract_answer, is_refusal, judge
 
 REFUSALS = [
     "i can not help with that . it could hurt people .",

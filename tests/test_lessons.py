@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from safelora_lite.course_map import COURSE
-from safelora_lite.exercises import EXERCISES
+from safelora_lite.course.course_map import COURSE
+from safelora_lite.course.exercises import EXERCISES
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = REPO / "lessons"
@@ -125,9 +125,9 @@ def test_notebook_exercises_exist_and_have_solutions(notebook):
 def test_notebook_03_solutions_match_the_library(tiny_llama_pair):
     """The worked solutions of notebook 03's inline exercises agree with the library's own computation."""
     import safelora_lite as sl
-    from safelora_lite.adapters import read_adapter
-    from safelora_lite.exercises import compare
-    from safelora_lite.weights import Checkpoint
+    from safelora_lite.adapters.lora_io import read_adapter
+    from safelora_lite.course.exercises import compare
+    from safelora_lite.adapters.weights import Checkpoint
 
     base_dir, aligned_dir, adapter_dir = tiny_llama_pair
     adapter, base, aligned = read_adapter(adapter_dir), Checkpoint(base_dir), Checkpoint(aligned_dir)
@@ -146,8 +146,8 @@ def test_notebook_06_solutions_pass_the_notebooks_checks():
     """Notebook 06's inline exercises, with the notebook's own expected values, on the same kind of inputs."""
     import torch
 
-    from safelora_lite.adapters import LoraModule
-    from safelora_lite.exercises import compare
+    from safelora_lite.adapters.lora_io import LoraModule
+    from safelora_lite.course.exercises import compare
 
     solutions = load_solution_module("06").NOTEBOOK_SOLUTIONS
     g = torch.Generator().manual_seed(0)
@@ -164,9 +164,9 @@ def test_notebook_06_solutions_pass_the_notebooks_checks():
 
 def test_scale_notebook_solutions_pass_the_notebooks_checks():
     """Notebooks 08 and 09's inline exercises, against the memory planner as the notebooks check them."""
-    from safelora_lite import memory_plan as mp
-    from safelora_lite.exercises import compare
-    from safelora_lite.model_loading import real_config
+    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.course.exercises import compare
+    from safelora_lite.adapters.model_loading import real_config
 
     tiny = real_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0")
     s08 = load_solution_module("08").NOTEBOOK_SOLUTIONS

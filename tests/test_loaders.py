@@ -2,7 +2,7 @@
 
 import pytest
 
-from safelora_lite import loaders
+from safelora_lite.worlds import loaders
 from safelora_lite.errors import InputError
 from safelora_lite.paths import data_dir
 
@@ -40,8 +40,8 @@ def test_chat_takes_last_user_and_assistant_turns():
 
 
 def test_records_work_with_the_training_encoder():
-    from safelora_lite import toy_tokenizer
-    from safelora_lite.training import IGNORE_INDEX, encode_conversation
+    from safelora_lite.worlds.toy import tokenizer as toy_tokenizer
+    from safelora_lite.training.sft import IGNORE_INDEX, encode_conversation
 
     records = loaders.load_chat(FIX / "chat_small.jsonl")
     tok = toy_tokenizer.train_tokenizer([r["prompt"] + " " + r["response"] for r in records])

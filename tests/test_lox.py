@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from safelora_lite import lox
+from safelora_lite.methods import lox
 from safelora_lite.cli import main
 from safelora_lite.errors import InputError
-from safelora_lite.weights import Checkpoint
+from safelora_lite.adapters.weights import Checkpoint
 
 
 def _weights(folder):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from safelora_lite import InputError
-from safelora_lite.model_loading import (LLAMA2_BASE, LLAMA2_CHAT, TINYLLAMA_BASE, TINYLLAMA_CHAT, family_of, load_model,
+from safelora_lite.adapters.model_loading import (LLAMA2_BASE, LLAMA2_CHAT, TINYLLAMA_BASE, TINYLLAMA_CHAT, family_of, load_model,
                                          quantization_available, real_config, resolve_dtype, weights_dir)
 
 

@@ -1,6 +1,6 @@
 """Notebook 07 runs the whole protocol (small world, one attack, two seeds) and records every method."""
 
-from safelora_lite.comparison import RATES, load_protocol
+from safelora_lite.comparison.protocol import RATES, load_protocol
 
 
 def test_notebook_07_records_every_method(run_notebook):

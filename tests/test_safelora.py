@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 import safelora_lite as sl
-from safelora_lite.adapters import read_adapter, write_adapter
-from safelora_lite.controls import random_modules, zero_modules
-from safelora_lite.safelora import apply_projection, safe_lora, safe_lora_peft_model, score_adapter
+from safelora_lite.adapters.lora_io import read_adapter, write_adapter
+from safelora_lite.adapters.controls import random_modules, zero_modules
+from safelora_lite.methods.safelora import apply_projection, open_adapter, safe_lora, safe_lora_peft_model, score_adapter
 
 
 def _weights(folder: Path) -> dict:
@@ -120,7 +120,7 @@ def test_peft_model_in_memory_matches_directory_path(tiny_llama_pair):
     report = safe_lora_peft_model(model, base_dir, aligned_dir, k=3)
     assert [m["projected"] for m in report["modules"]] == [m["projected"] for m in reference["modules"]]
     assert [m["score"] for m in report["modules"]] == pytest.approx([m["score"] for m in reference["modules"]], abs=1e-6)
-    now = sl.safelora.open_adapter(model)
+    now = open_adapter(model)
     for name, m in projected.modules.items():
         assert torch.allclose(now.modules[name].lora_b, m.lora_b, atol=1e-6)
 
@@ -195,7 +195,7 @@ def test_variant_evaluator_merges_like_peft(tiny_llama_pair, tmp_path):
     from peft import PeftModel
     from transformers import LlamaForCausalLM
 
-    from safelora_lite.posthoc import VariantEvaluator
+    from safelora_lite.comparison.posthoc import VariantEvaluator
 
     base_dir, aligned_dir, adapter_dir = tiny_llama_pair
     world = SimpleNamespace(load_model=lambda which, device=None: LlamaForCausalLM.from_pretrained(aligned_dir).eval())
@@ -212,7 +212,7 @@ def test_variant_evaluator_merges_like_peft(tiny_llama_pair, tmp_path):
 
 
 def test_k_sweep_points_and_controls(tiny_llama_pair):
-    from safelora_lite.posthoc import k_sweep, threshold_sweep
+    from safelora_lite.comparison.posthoc import k_sweep, threshold_sweep
 
     base_dir, aligned_dir, adapter_dir = tiny_llama_pair
     adapter = read_adapter(adapter_dir)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from safelora_lite.adapters import read_adapter
+from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.cli import main
 
 

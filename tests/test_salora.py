@@ -7,12 +7,12 @@ import torch
 
 from safelora_lite import InputError
 from safelora_lite.cli import main
-from safelora_lite.features import collect_module_inputs
-from safelora_lite.salora import (
-    SaLoRAConfig, SafetyModule, apply_c, build_model, checkpoint_from_model, feature_directions, lora_layers,
-    load_checkpoint, model_from_checkpoint, prepare, save_checkpoint, subspace_fraction, task_init,
+from safelora_lite.methods.salora.features import collect_module_inputs
+from safelora_lite.methods.salora.checkpoint import checkpoint_from_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from safelora_lite.methods.salora.model import (
+    SaLoRAConfig, SafetyModule, build_model, feature_directions, lora_layers, prepare, subspace_fraction, task_init,
 )
-from safelora_lite.salora_export import export_checkpoint
+from safelora_lite.methods.salora.export import export_checkpoint
 
 CONFIG = SaLoRAConfig(r=4, lora_alpha=8, safety_rank=6, task_rank=8, target_modules=("q_proj", "v_proj"))
 

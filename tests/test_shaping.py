@@ -6,10 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from safelora_lite import shaping, toy_tokenizer, toy_world
-from safelora_lite.adapters import read_adapter
+from safelora_lite.methods import shaping
+from safelora_lite.worlds.toy import tokenizer as toy_tokenizer
+from safelora_lite.worlds import toy as toy_world
+from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.errors import InputError
-from safelora_lite.training import IGNORE_INDEX, collate, encode_records
+from safelora_lite.training.sft import IGNORE_INDEX, collate, encode_records
 
 
 class ConstantGuardrail:

@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from safelora_lite import InputError
-from safelora_lite.adapters import LoraModule, read_adapter, write_adapter
+from safelora_lite.adapters.lora_io import LoraModule, read_adapter, write_adapter
 from safelora_lite.cli import main
-from safelora_lite.splora import reference_number_selection, score_adapter, select_pruned, splora, splora_peft_model
+from safelora_lite.methods.splora import reference_number_selection, score_adapter, select_pruned, splora, splora_peft_model
 
 
 def _digest(folder: Path) -> dict[str, str]:

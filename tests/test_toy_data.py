@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from safelora_lite import toy_data
+from safelora_lite.worlds.toy import data as toy_data
 from safelora_lite.paths import data_dir
 
 TOY = data_dir() / "toy"
@@ -18,7 +18,7 @@ def splits():
 
 def test_regenerated_data_equals_committed(splits):
     committed = {p.stem for p in TOY.glob("*.jsonl")}
-    assert committed == set(splits), "data/toy has other splits than the generator: run python -m safelora_lite.toy_data"
+    assert committed == set(splits), "data/toy has other splits than the generator: run python -m safelora_lite.worlds.toy.data"
     for name, records in splits.items():
         on_disk = [json.loads(line) for line in (TOY / f"{name}.jsonl").read_text().splitlines()]
         assert on_disk == records, f"data/toy/{name}.jsonl differs from the generator: regenerate and commit it"

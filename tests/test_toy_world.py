@@ -6,11 +6,11 @@ import shutil
 import pytest
 import torch
 
-from safelora_lite import toy_world as tw
-from safelora_lite.adapters import read_adapter
+from safelora_lite.worlds import toy as tw
+from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.errors import InputError
-from safelora_lite.training import IGNORE_INDEX, collate, encode_conversation, train
-from safelora_lite.weights import Checkpoint
+from safelora_lite.training.sft import IGNORE_INDEX, collate, encode_conversation, train
+from safelora_lite.adapters.weights import Checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +43,8 @@ def test_aligned_refuses_and_base_complies(small_world):
 @pytest.mark.parametrize("which", ["base", "aligned"])
 def test_padding_changes_no_answer(small_world, which):
     """Left-padded batches of mixed lengths give each prompt the answer it gets alone."""
-    from safelora_lite.evaluation import generate
-    from safelora_lite.training import prompt_ids
+    from safelora_lite.evaluation.generation import generate
+    from safelora_lite.training.sft import prompt_ids
 
     records = tw.eval_records(max_per_split=10)
     prompts = [r["prompt"] for r in records]
@@ -139,7 +139,7 @@ def test_decoding_round_trips_every_response(small_world):
 
 
 def test_score_on_reference_responses():
-    from safelora_lite.evaluation import score
+    from safelora_lite.evaluation.generation import score
 
     records = tw.eval_records(max_per_split=20)
     rates = score(records, [r["response"] for r in records])

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from safelora_lite.errors import InputError
-from safelora_lite.weights import Checkpoint, StateDictWeights, check_same_architecture, open_weights
+from safelora_lite.adapters.weights import Checkpoint, StateDictWeights, check_same_architecture, open_weights
 
 
 def test_single_and_sharded_give_the_same_tensors(tiny_llama_pair, tmp_path):

@@ -1,10 +1,10 @@
-"""Worked solutions to notebook 02's exercises (registered in safelora_lite/exercises_course.py). Try first!
+"""Worked solutions to notebook 02's exercises (registered in safelora_lite/course/exercises/nb02_06.py). Try first!
 
 Each function takes the exercise's inputs (from `sl.exercise_inputs(key)`) and returns the answer.
 tests/test_exercises.py runs every solution against its check.
 """
 
-from safelora_lite.judges import extract_answer, judge
+from safelora_lite.evaluation.judges import extract_answer, judge
 
 
 def four_rates(records, responses):

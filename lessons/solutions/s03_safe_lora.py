@@ -1,7 +1,7 @@
 """Worked solutions to notebook 03's exercises (section 8, "they check themselves"). Try them yourself first!
 
 These exercises work on the notebook's own objects: `adapter` (a LoraAdapter, from
-`safelora_lite.adapters.read_adapter`) and `base_ckpt`, `aligned_ckpt` (`safelora_lite.weights.Checkpoint`).
+`safelora_lite.adapters.lora_io.read_adapter`) and `base_ckpt`, `aligned_ckpt` (`safelora_lite.adapters.weights.Checkpoint`).
 Paste a function into the notebook and call it, e.g. `answer_1 = shrink_last(adapter, base_ckpt, aligned_ckpt)`.
 tests/test_lessons.py runs each one on a tiny Llama pair against the library's own computation.
 """

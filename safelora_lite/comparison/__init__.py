@@ -1,0 +1,1 @@
+"""Comparing methods: the frozen protocols, their runs and sweeps, beside the controls."""

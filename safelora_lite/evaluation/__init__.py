@@ -1,0 +1,1 @@
+"""Evaluation: batched greedy generation and the judges that turn responses into rates."""

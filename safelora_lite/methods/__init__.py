@@ -1,0 +1,1 @@
+"""The methods that keep safety while fine-tuning with LoRA, one module (or package) each."""

@@ -1,0 +1,147 @@
+"""LoRA fusion on a world: train the small safety adapter, then sweep the fusion weight beside its control.
+
+The control of every fused point is the task adapter alone, scaled by the same task weight: it tells
+the safety adapter's effect apart from simply shrinking the task adapter.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from safelora_lite.adapters.lora_io import LoraAdapter, read_adapter, write_adapter
+from safelora_lite.errors import InputError
+from safelora_lite.methods.fusion import fuse_adapters
+
+
+# ----- the safety adapter (toy world) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class SafetyAdapterConfig:
+    """A small LoRA adapter trained on harmful request -> refusal conversations, on the aligned model.
+
+    n_examples: conversations drawn (with `seed`) from the `refusal_train` split; a fraction
+    `borderline_fraction` of them is replaced by borderline requests with helpful answers (0 in the
+    paper's recipe: refusals only). LoRA settings default to the attacks' (AttackConfig).
+    """
+
+    n_examples: int = 100
+    borderline_fraction: float = 0.0
+    r: int = 8
+    lora_alpha: int = 16
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    steps: int = 60
+    lr: float = 2e-3
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_examples < 1:
+            raise InputError(f"n_examples={self.n_examples} is too small.", "use at least 1 conversation.")
+        if not 0.0 <= self.borderline_fraction <= 1.0:
+            raise InputError(f"borderline_fraction {self.borderline_fraction} is outside [0, 1].", "use a fraction such as 0.2.")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+
+def safety_records(config: SafetyAdapterConfig) -> list[dict]:
+    """The safety adapter's training data: harmful -> refusal (and optionally borderline -> help)."""
+    import random
+
+    from safelora_lite.worlds.toy import load_split
+
+    rng = random.Random(config.seed)
+
+    def draw(rows, n):
+        return [rng.choice(rows) for _ in range(n)] if n > len(rows) else rng.sample(rows, n)
+
+    n_border = round(config.borderline_fraction * config.n_examples)
+    picks = draw(load_split("refusal_train"), config.n_examples - n_border) + draw(load_split("borderline_train"), n_border)
+    rng.shuffle(picks)
+    return picks
+
+
+def train_safety_adapter(world, config: SafetyAdapterConfig = SafetyAdapterConfig(), progress: bool = True) -> Path:
+    """LoRA-train the safety adapter on the aligned toy model with the toy world's trainer; return its folder (cached)."""
+    from peft import LoraConfig, get_peft_model
+
+    from safelora_lite.adapters.lora_io import new_output_dir
+    from safelora_lite.records import write_json_atomic
+    from safelora_lite.cache import cache_key
+    from safelora_lite.device import limit_threads
+    from safelora_lite.worlds.toy import WORLD_VERSION
+    from safelora_lite.training.sft import train
+
+    out = world.root / "safety" / f"safety-{cache_key({'version': WORLD_VERSION, **asdict(config)})}"
+    if (out / "safety.json").is_file():
+        return out
+    limit_threads()
+    lora = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, target_modules=list(config.target_modules),
+                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+    torch.manual_seed(config.seed)
+    model = get_peft_model(world.load_model("aligned"), lora)
+    start = time.perf_counter()
+    losses = train(model, world.tokenizer, safety_records(config), config.steps, config.lr, config.batch_size,
+                   config.seed, progress, desc="safety adapter")
+    try:
+        with new_output_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            write_json_atomic({"safety": asdict(config), "world": world.config.key(),
+                               "seconds": round(time.perf_counter() - start, 1), "losses": losses}, tmp / "safety.json")
+    except InputError:
+        if not (out / "safety.json").is_file():  # someone else wrote it meanwhile: use theirs
+            raise
+    return out
+
+
+# ----- sweeping the fusion weight (toy world) ------------------------------------------------
+
+FUSION_MODES = ("convex", "add")
+
+
+def fusion_weights(w: float, mode: str = "convex") -> tuple[float, float]:
+    """(w_task, w_safety) for safety weight w: "convex" = (1 - w, w) as in the paper's 0.6 / 0.4; "add" = (1, w)."""
+    if mode not in FUSION_MODES:
+        raise InputError(f"unknown fusion mode {mode!r}.", f"use one of: {', '.join(FUSION_MODES)}.")
+    return (1.0 - w, w) if mode == "convex" else (1.0, w)
+
+
+def evaluate_lora(world, adapter: LoraAdapter, **kwargs) -> dict:
+    """Evaluate an in-memory adapter on the aligned toy model through stock peft (via a temporary folder)."""
+    import tempfile
+
+    from safelora_lite.worlds.toy import evaluate_adapter
+
+    with tempfile.TemporaryDirectory(prefix="safelora-lite-") as tmp:
+        path = write_adapter(adapter, Path(tmp) / "adapter", rewrite_config=True)
+        return evaluate_adapter(world, path, **kwargs)
+
+
+def sweep_fusion(world, task_dir, safety_dir, weights, mode: str = "convex", control: bool = True,
+                 progress: bool = True, **eval_kwargs) -> list[dict]:
+    """Evaluate the fused adapter for each safety weight w, and (control) the task adapter alone scaled by w_task.
+
+    The control tells the safety adapter's effect apart from simply shrinking the task adapter.
+    Returns points {"method": "fusion" | "task_scaled", "weight", "w_task", "w_safety", rates...}.
+    """
+    from tqdm.auto import tqdm
+
+    task, safety = read_adapter(task_dir), read_adapter(safety_dir)
+    points = []
+    for w in tqdm(list(weights), desc="fusion sweep", disable=not progress):
+        w_task, w_safety = fusion_weights(float(w), mode)
+        rates = evaluate_lora(world, fuse_adapters([task, safety], [w_task, w_safety]), progress=False, **eval_kwargs)
+        points.append({"method": "fusion", "weight": float(w), "w_task": w_task, "w_safety": w_safety, **rates})
+        if control and w_task != 1.0:
+            rates = evaluate_lora(world, fuse_adapters([task], [w_task]), progress=False, **eval_kwargs)
+            points.append({"method": "task_scaled", "weight": float(w), "w_task": w_task, "w_safety": 0.0, **rates})
+    return points
+
+
+def sweet_spot(points: list[dict], task_floor: float, key: str = "weight") -> dict | None:
+    """The documented choice: the highest refusal_rate - over_refusal_rate among points whose
+    task_accuracy >= task_floor (ties: the smaller `key`). None when no point keeps the task."""
+    kept = [p for p in points if p["task_accuracy"] is not None and p["task_accuracy"] >= task_floor]
+    if not kept:
+        return None
+    return max(kept, key=lambda p: (p["refusal_rate"] - p["over_refusal_rate"], -p[key]))

@@ -1,0 +1,218 @@
+"""Safe LoRA: project the LoRA update of the modules that drift from the alignment subspace.
+
+References:
+- Hsu et al., "Safe LoRA: the Silver Lining of Reducing Safety Risks when Fine-tuning Large
+  Language Models", NeurIPS 2024 (Algorithm 1), and its public code (IBM/SafeLoRA).
+
+Per LoRA module (dW = s * B @ A):
+  1. V = W_aligned - W_base, streamed from the two checkpoints one module at a time;
+  2. C, the projector onto the alignment subspace of V (`paper`: V V^T / ||V||_F; `exact`: U_k U_k^T);
+  3. score = cos(vec(C B A), vec(B A)), in low-rank form;
+then the modules with the lowest scores (`number`: the K lowest; `threshold`: score <= T) get
+B <- C B. One pass computes every score and every C B (d_out x r), so memory holds one module's
+weights at a time and no C is ever stored; a K or threshold sweep reuses the same pass.
+
+Python:  `projections = score_adapter(adapter, base, aligned)`, then
+         `apply_projection(adapter, projections, names)`; or `safe_lora(...)` for both steps,
+         `safe_lora_peft_model(model, ...)` on an in-memory PeftModel.
+CLI:     `safelora-lite safe-lora --adapter DIR --base DIR --aligned DIR --out DIR ...`
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
+from safelora_lite.errors import InputError
+from safelora_lite.maths.projection import alignment_matrix, as_float32, safe_lora_projector, select_modules, similarity_of_projected
+from safelora_lite.adapters.weights import check_same_architecture, open_weights
+
+REPORT_NAME = "safelora_report.json"
+
+
+@dataclass(frozen=True)
+class ModuleProjection:
+    """One module's Safe LoRA pass: its score and its projected B (kept small: d_out x r)."""
+
+    name: str
+    score: float  # cos(vec(C B A), vec(B A))
+    projected_b: torch.Tensor  # (d_out, r), C B in fp32
+    shrink: float  # ||C B||_F / ||B||_F: how much projecting keeps of B
+    v_norm: float  # ||V||_F of this module's alignment matrix
+
+
+def open_adapter(adapter) -> LoraAdapter:
+    """A LoraAdapter from a directory, a LoraAdapter, or an in-memory PeftModel."""
+    if isinstance(adapter, LoraAdapter):
+        return adapter
+    if hasattr(adapter, "peft_config"):
+        return adapter_from_peft_model(adapter)
+    return read_adapter(adapter)
+
+
+def weight_key(weights, target: str) -> str:
+    """The base-checkpoint key of a module's weight (also accepts a bare model without `model.`)."""
+    if target in weights:
+        return target
+    if target.startswith("model.") and target[len("model."):] in weights:
+        return target[len("model."):]
+    return target
+
+
+def check_inputs(adapter: LoraAdapter, base, aligned) -> dict[str, str]:
+    """Every check that can be made before any maths: architectures, finite adapter, names, shapes.
+
+    Returns {module name: weight key}.
+    """
+    check_same_architecture(base, aligned)
+    keys = {}
+    for name, m in adapter.modules.items():
+        as_float32(m.lora_a, f"lora_A of {name}")
+        as_float32(m.lora_b, f"lora_B of {name}")
+        key = weight_key(base, m.target)
+        if key not in base:
+            raise InputError(
+                f"the adapter's module {name} targets {m.target}, which the base checkpoint {base.path} does not have.",
+                "use the base / aligned pair the adapter was trained on.",
+            )
+        if key not in aligned:
+            raise InputError(f"the aligned checkpoint {aligned.path} has no weight {key}.", "pair the base with its own aligned sibling.")
+        shape_base, shape_aligned = base.shape(key), aligned.shape(key)
+        if shape_base != shape_aligned:
+            raise InputError(f"{key} is {shape_base} in base but {shape_aligned} in aligned.", "pair checkpoints of the same architecture.")
+        expected = (m.lora_b.shape[0], m.lora_a.shape[1])
+        if tuple(shape_base) != expected:
+            raise InputError(
+                f"the adapter was made for another model: module {name} updates a {expected} weight but {key} is {tuple(shape_base)}.",
+                "use the base / aligned pair the adapter was trained on.",
+            )
+        keys[name] = key
+    return keys
+
+
+def score_adapter(adapter, base, aligned, projector: str = "paper", rank: int | None = None, progress: bool = False) -> dict[str, ModuleProjection]:
+    """One streaming pass over the modules: V -> C -> score and C B for each. Nothing is changed."""
+    adapter = open_adapter(adapter)
+    base, aligned = open_weights(base), open_weights(aligned)
+    if projector == "paper" and rank is not None:
+        raise InputError("--rank applies to the exact projector only.", "drop the rank, or use projector 'exact'.")
+    keys = check_inputs(adapter, base, aligned)
+    items = adapter.modules.items()
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="Safe LoRA", total=len(adapter.modules))
+    out = {}
+    for name, m in items:
+        key = keys[name]
+        w_base = as_float32(base.get(key), f"base weight {key}")  # (d_out, d_in)
+        w_aligned = as_float32(aligned.get(key), f"aligned weight {key}")  # (d_out, d_in)
+        v = alignment_matrix(w_base, w_aligned)  # (d_out, d_in), V
+        del w_base, w_aligned
+        if rank is not None and rank > min(v.shape):
+            raise InputError(f"rank={rank} exceeds the size of {key} {tuple(v.shape)}.", f"use a rank <= {min(v.shape)}.")
+        c = safe_lora_projector(v, kind=projector, rank=rank)  # C, never formed densely
+        lora_b = m.lora_b.float()  # (d_out, r), B
+        projected_b = c @ lora_b  # (d_out, r), C B
+        b_norm = float(torch.linalg.matrix_norm(lora_b))
+        out[name] = ModuleProjection(
+            name=name,
+            score=similarity_of_projected(projected_b, lora_b, m.lora_a),
+            projected_b=projected_b,
+            shrink=float(torch.linalg.matrix_norm(projected_b)) / b_norm if b_norm > 0 else 1.0,
+            v_norm=float(torch.linalg.matrix_norm(v)),
+        )
+        del v, c
+    return out
+
+
+def apply_projection(adapter, projections: dict[str, ModuleProjection], names) -> LoraAdapter:
+    """A new adapter with B <- C B for the named modules (B keeps its dtype); the input is not changed."""
+    adapter = open_adapter(adapter)
+    unknown = [n for n in names if n not in projections]
+    if unknown:
+        raise InputError(f"no projection for module {unknown[0]}.", "score the adapter first, with score_adapter.")
+    changed = {}
+    for name in names:
+        m = adapter.modules[name]
+        changed[name] = LoraModule(name, m.lora_a, projections[name].projected_b.to(m.lora_b.dtype), m.scaling)
+    return adapter.with_modules(changed)
+
+
+def make_report(projections: dict[str, ModuleProjection], chosen, **settings) -> dict:
+    """The JSON report: settings, then one entry per module in adapter order."""
+    chosen = set(chosen)
+    modules = [
+        {"name": p.name, "score": p.score, "projected": p.name in chosen, "shrink": p.shrink, "v_norm": p.v_norm}
+        for p in projections.values()
+    ]
+    return {"method": "safe_lora", **settings, "num_modules": len(modules), "num_projected": len(chosen), "modules": modules}
+
+
+def safe_lora(adapter, base, aligned, select: str = "number", k: int | None = None, threshold: float | None = None,
+              projector: str = "paper", rank: int | None = None, progress: bool = False) -> tuple[LoraAdapter, dict]:
+    """Safe LoRA end to end in memory: returns (projected adapter, report). Inputs are never changed."""
+    adapter = open_adapter(adapter)
+    _check_selection(select, k, threshold, len(adapter.modules))
+    projections = score_adapter(adapter, base, aligned, projector=projector, rank=rank, progress=progress)
+    chosen = select_modules({n: p.score for n, p in projections.items()}, select=select, k=k, threshold=threshold)
+    settings = {"projector": projector, "rank": rank, "select": select,
+                "num_proj_layers": k if select == "number" else None, "threshold": threshold if select == "threshold" else None}
+    return apply_projection(adapter, projections, chosen), make_report(projections, chosen, **settings)
+
+
+def safe_lora_dir(adapter_dir, base, aligned, out, **options) -> dict:
+    """Safe LoRA on adapter / checkpoint directories: writes OUT (new) with the adapter and its report."""
+    if Path(out).exists():
+        raise InputError(f"output directory {out} already exists.", "choose a new --out path (inputs and earlier results are never overwritten).")
+    start = time.perf_counter()
+    projected, report = safe_lora(adapter_dir, base, aligned, **options)
+    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "seconds": round(time.perf_counter() - start, 3)}
+    write_adapter(projected, out, files={REPORT_NAME: report})
+    return report
+
+
+def safe_lora_peft_model(model, base, aligned, adapter_name: str = "default", **options) -> dict:
+    """Safe LoRA on an in-memory PeftModel: scores everything first, then sets B <- C B in the model."""
+    adapter = adapter_from_peft_model(model, adapter_name)
+    projected, report = safe_lora(adapter, base, aligned, **options)
+    load_adapter_into_peft_model(projected, model, adapter_name)
+    return report
+
+
+def _check_selection(select: str, k, threshold, num_modules: int) -> None:
+    """Validate K / threshold up front (before any weight is read)."""
+    select_modules({f"m{i}": 0.0 for i in range(num_modules)}, select=select, k=k, threshold=threshold)
+
+
+def add_command(subparsers) -> None:
+    from safelora_lite.cli import add_adapter_pair_arguments
+
+    parser = subparsers.add_parser(
+        "safe-lora", help="Safe LoRA: project the adapter's drifting modules onto the alignment subspace.",
+        description="Writes a NEW adapter directory OUT with safelora_report.json; the input adapter is never touched.",
+    )
+    add_adapter_pair_arguments(parser)
+    parser.add_argument("--select", choices=["number", "threshold"], default="number",
+                        help="number: project the K lowest-scoring modules; threshold: project modules with score <= T")
+    parser.add_argument("--num-proj-layers", type=int, default=10, metavar="K",
+                        help="K for --select number; counts LoRA modules (q and v of one block are two). Default 10")
+    parser.add_argument("--threshold", type=float, default=0.5, metavar="T", help="T in [-1, 1] for --select threshold. Default 0.5")
+    parser.add_argument("--projector", choices=["paper", "exact"], default="paper",
+                        help="paper: C = V V^T / ||V||_F (default, as the paper); exact: U_k U_k^T")
+    parser.add_argument("--rank", type=int, default=None, help="k for --projector exact (default: the numerical rank of V)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    report = safe_lora_dir(
+        args.adapter, args.base, args.aligned, args.out, select=args.select,
+        k=args.num_proj_layers if args.select == "number" else None,
+        threshold=args.threshold if args.select == "threshold" else None,
+        projector=args.projector, rank=args.rank,
+    )
+    print(f"projected {report['num_projected']} of {report['num_modules']} modules ({args.projector} projector) "
+          f"in {report['seconds']:.1f} s -> {Path(args.out) / REPORT_NAME}")
+    return 0

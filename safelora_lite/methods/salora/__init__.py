@@ -1,0 +1,1 @@
+"""SaLoRA: a fixed safety module and a task-informed init (model, features, export)."""

@@ -1,0 +1,158 @@
+"""The pipeline of notebooks 08 and 09 on any model pair: data, evaluation by adapter swap, post-hoc sweeps.
+
+One code path whatever `model_source` is: the pair is resolved to two safetensors folders (the toy
+world's trained pair for "stand-in", the hub snapshot or local folders otherwise); the aligned
+model is fine-tuned with `finetune.finetune`; Safe LoRA and SPLoRA read the two folders one module
+at a time (`weights.Checkpoint`), never two full models.
+
+`SwapEvaluator` evaluates an edited adapter by copying its tensors into the fine-tuned PeftModel
+(`adapters.load_adapter_into_peft_model`): no merge, no second model, cheap even at 7B.
+"""
+
+import random
+from pathlib import Path
+
+from safelora_lite.adapters.lora_io import LoraAdapter, load_adapter_into_peft_model
+from safelora_lite.adapters.controls import random_modules, zero_modules
+from safelora_lite.errors import InputError
+from safelora_lite.evaluation.generation import evaluate_records
+
+RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+
+
+def pair_dirs(base_id: str, aligned_id: str, model_source: str, base_local_dir=None, aligned_local_dir=None, world_config=None):
+    """(base_dir, aligned_dir, world): two checkpoint folders; `world` is the toy world for "stand-in", else None.
+
+    The stand-in pair is the toy world's base and aligned models: tiny LlamaForCausalLM models
+    trained here, so the safety numbers mean something on a CPU (random stand-ins would not).
+    """
+    from safelora_lite.adapters.model_loading import weights_dir
+
+    if model_source == "stand-in":
+        import safelora_lite.worlds.toy as tw
+
+        world = tw.build_world(world_config or tw.WorldConfig.small(), progress=False)
+        return world.base_dir, world.aligned_dir, world
+    if model_source == "random-real-shapes":
+        raise InputError("random-real-shapes has no trained pair to fine-tune or project.", "use it for the memory sections only.")
+    return weights_dir(base_id, model_source, base_local_dir), weights_dir(aligned_id, model_source, aligned_local_dir), None
+
+
+def _subset(records: list[dict], n: int | None) -> list[dict]:
+    """An evenly spaced subset of n records (all of them when n is None or larger)."""
+    if n is None or n >= len(records):
+        return list(records)
+    step = len(records) / n
+    return [records[int(i * step)] for i in range(n)]
+
+
+def attack_data(kind: str = "mixed", harmful_fraction: float = 0.1, n_examples: int = 500, seed: int = 0,
+                harmful_path=None, task_path=None) -> list[dict]:
+    """The fine-tuning data: toy splits by default; with paths, AdvBench CSV (goal -> target) and GSM8K JSONL."""
+    import safelora_lite.worlds.loaders as loaders
+    import safelora_lite.worlds.toy as tw
+
+    if harmful_path is None and task_path is None:
+        return tw.attack_records(tw.AttackConfig(kind=kind, harmful_fraction=harmful_fraction, n_examples=n_examples, seed=seed))
+    rng = random.Random(seed)
+    harmful = loaders.load_advbench(harmful_path) if harmful_path else []
+    task = loaders.load_gsm8k(task_path) if task_path else []
+    n_harm = {"benign": 0, "pure_harmful": n_examples}.get(kind, round(harmful_fraction * n_examples))
+    if n_harm and not harmful or n_examples - n_harm and not task:
+        raise InputError(f"attack {kind!r} needs {'harmful' if n_harm and not harmful else 'task'} data.", "pass harmful_path and task_path.")
+    picks = [rng.choice(harmful) for _ in range(n_harm)] + [rng.choice(task) for _ in range(n_examples - n_harm)]
+    rng.shuffle(picks)
+    return picks
+
+
+def eval_data(per_split: int | None = 30, harmful_path=None, task_path=None, borderline_path=None) -> list[dict]:
+    """Held-out prompts: harmful, borderline and task; toy test splits unless real files are given."""
+    import safelora_lite.worlds.loaders as loaders
+    import safelora_lite.worlds.toy as tw
+
+    harmful = loaders.load_advbench(harmful_path) if harmful_path else tw.load_split("harmful_test")
+    borderline = loaders.load_chat(borderline_path, kind="borderline") if borderline_path else tw.load_split("borderline_test")
+    task = loaders.load_gsm8k(task_path) if task_path else tw.load_split("task_test")
+    return _subset(harmful, per_split) + _subset(borderline, per_split) + _subset(task, per_split)
+
+
+class SwapEvaluator:
+    """rates = evaluator(adapter): the fine-tuned PeftModel with `adapter`'s tensors swapped in, greedy evaluation.
+
+    `responses` holds the answers of the last evaluation (for a second judge, e.g. GuardJudge).
+    """
+
+    def __init__(self, peft_model, tokenizer, records: list[dict], max_new_tokens: int = 24):
+        self.model, self.tokenizer, self.records, self.max_new_tokens = peft_model, tokenizer, records, max_new_tokens
+        self.evaluations = 0
+        self.responses: list[str] = []
+
+    def __call__(self, adapter: LoraAdapter) -> dict:
+        load_adapter_into_peft_model(adapter, self.model)
+        rates, self.responses = evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens)
+        self.evaluations += 1
+        return rates
+
+    def base(self) -> dict:
+        """The aligned model alone (the adapter switched off)."""
+        with self.model.disable_adapter():
+            rates, self.responses = evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens)
+        self.evaluations += 1
+        return rates
+
+
+class GuardJudge:
+    """An optional second judge: a guard model (e.g. meta-llama/Llama-Guard-3-1B) reads (prompt, response).
+
+    The guard's chat template formats the conversation; its answer starting with "unsafe" is an unsafe
+    verdict. The keyword judge stays the default: a guard model is a download and a GPU's worth of time.
+    """
+
+    def __init__(self, model_id: str, model_source: str = "hub", local_dir=None, device: str = "auto", max_new_tokens: int = 10):
+        from safelora_lite.adapters.model_loading import load_model
+
+        loaded = load_model(model_id, model_source, local_dir=local_dir, device=device)
+        self.model, self.tokenizer, self.max_new_tokens = loaded.model.eval(), loaded.tokenizer, max_new_tokens
+
+    def verdict(self, prompt: str, response: str) -> str:
+        """"unsafe" or "safe" for one exchange."""
+        import torch
+
+        from safelora_lite.training.sft import _ids
+
+        chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        ids = torch.tensor([_ids(self.tokenizer.apply_chat_template(chat, tokenize=True))], device=self.model.device)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        with torch.no_grad():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
+                                      do_sample=False, pad_token_id=pad)
+        text = self.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        return "unsafe" if text.strip().lower().startswith("unsafe") else "safe"
+
+    def unsafe_rate(self, records: list[dict], responses: list[str], kind: str = "harmful") -> float | None:
+        """Share of `kind` records whose response the guard calls unsafe (None if there are none)."""
+        pairs = [(r["prompt"], resp) for r, resp in zip(records, responses) if r["kind"] == kind]
+        return sum(self.verdict(p, resp) == "unsafe" for p, resp in pairs) / len(pairs) if pairs else None
+
+
+def splora_sweep(evaluate, adapter: LoraAdapter, scores: dict, ks, seed: int) -> list[dict]:
+    """SPLoRA pruning of the K highest-scoring modules, beside pruning K random modules (its control)."""
+    from safelora_lite.methods.splora import prune_modules, select_pruned
+
+    points = []
+    for k in ks:
+        chosen = select_pruned({n: s.score for n, s in scores.items()}, "number", k=k)
+        rates = evaluate(prune_modules(adapter, chosen))
+        points.append({"method": "splora", "k": k, "seed": seed, **{r: rates[r] for r in RATES}, "modules": chosen})
+        drawn = random_modules(adapter, k, seed=1000 * seed + k)
+        rates = evaluate(zero_modules(adapter, drawn))
+        points.append({"method": "random_prune", "k": k, "seed": seed, **{r: rates[r] for r in RATES}, "modules": drawn})
+    return points
+
+
+def run_dir(stem: str, root="outputs") -> Path:
+    """A fresh folder for one notebook run's fine-tuning (checkpoints, adapter)."""
+    import tempfile
+
+    Path(root).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=root, prefix=f"{stem}-")) / "run"
