@@ -25,7 +25,7 @@ MODELS = {"tinyllama": "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "llama2-7b": "meta-
 def lora_step(model_id: str, seq_len: int, batch: int, rank: int = 16) -> dict:
     from peft import LoraConfig, get_peft_model
 
-    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.training import memory_plan as mp
     from safelora_lite.adapters.model_loading import load_model
 
     torch.cuda.empty_cache()

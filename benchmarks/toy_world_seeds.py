@@ -9,21 +9,22 @@ are reported beside wall seconds because a shared machine makes wall time noisy.
 """
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from safelora_lite.evaluation.generation import RATES as METRICS
+
 ROWS = ("base", "aligned", "benign", "mixed", "pure_harmful")
-METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 
 
 def run_seed(seed: int, small: bool = False) -> dict:
     import torch
 
     torch.set_num_threads(1)  # one thread per seed: no idle OpenMP waits on a busy machine
+    from safelora_lite.training.runs import run_info
     from safelora_lite.worlds import toy as tw
 
     wall, cpu = time.perf_counter(), time.process_time()
@@ -31,12 +32,12 @@ def run_seed(seed: int, small: bool = False) -> dict:
     print(f"seed {seed}: world built", world.info, flush=True)
     out = {"seed": seed, "build_seconds": world.info["seconds_total"]}
     for which in ("base", "aligned"):
-        out[which] = tw.evaluate(world, world.load_model(which), progress=False)
+        out[which] = world.evaluate_model(world.load_model(which))
         print(f"seed {seed}: {which}", out[which], flush=True)
     for kind in ("benign", "mixed", "pure_harmful"):
-        adapter = tw.train_attack(world, tw.AttackConfig(kind=kind, seed=seed), progress=False)
-        out[kind] = tw.evaluate_adapter(world, adapter, progress=False)
-        out[f"{kind}_train_seconds"] = json.loads((adapter / "attack.json").read_text())["seconds"]
+        adapter = world.train_attack(tw.AttackConfig(kind=kind, seed=seed), progress=False)
+        out[kind] = world.evaluate(adapter)
+        out[f"{kind}_train_seconds"] = run_info(adapter)["seconds"]
         print(f"seed {seed}: {kind}", out[kind], flush=True)
     out["wall_seconds"], out["cpu_seconds"] = round(time.perf_counter() - wall, 1), round(time.process_time() - cpu, 1)
     return out

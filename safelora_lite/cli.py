@@ -16,7 +16,7 @@ COMMAND_MODULES = [
     "safelora_lite.methods.fusion",
     "safelora_lite.methods.salora.export",
     "safelora_lite.methods.splora",
-    "safelora_lite.training.finetune",
+    "safelora_lite.scale.finetune",
     "safelora_lite.methods.lox",
 ]
 

@@ -36,6 +36,14 @@ def run_notebook(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_world():
+    """The tests' toy world (built once into the cache, in well under a minute)."""
+    import safelora_lite.worlds.toy as tw
+
+    return tw.build_world(tw.WorldConfig.small(), progress=False)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_pair(tmp_path_factory):
     """A tiny base / aligned LlamaForCausalLM pair and a q,v LoRA adapter on the aligned one.
 

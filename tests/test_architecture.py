@@ -80,3 +80,33 @@ def test_no_citations_of_documents_outside_the_repository():
              root / "README.md", root / "data" / "README.md"]
     bad = [str(p.relative_to(root)) for p in files if re.search(r"DESIGN section|DESIGN \d|STYLE \d", p.read_text())]
     assert not bad, f"cite docs/architecture.md instead of a document outside the repository: {bad}"
+
+
+# Lower layers never import higher ones; inside a layer, only the pairs listed in SIBLINGS_APART stay apart.
+LAYERS = [
+    {"errors", "paths", "device", "records", "cache"},
+    {"maths"},
+    {"adapters", "training"},
+    {"evaluation"},
+    {"worlds", "methods"},
+    {"comparison", "scale"},
+    {"course", "cli", "__main__", ""},
+]
+WORLD_INTERFACE = "safelora_lite.worlds.base"
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next(i for i, group in enumerate(LAYERS) if part in group)
+
+
+def test_imports_run_one_way():
+    wrong = []
+    for module, targets in import_graph().items():
+        for target in targets:
+            if layer_of(target) > layer_of(module):
+                wrong.append(f"{module} -> {target} (upwards)")
+            mine, theirs = module.split(".")[1:2], target.split(".")[1:2]
+            if {*mine, *theirs} == {"worlds", "methods"} and target != WORLD_INTERFACE:
+                wrong.append(f"{module} -> {target} (methods and worlds meet only through {WORLD_INTERFACE})")
+    assert not wrong, "\n".join(sorted(wrong))

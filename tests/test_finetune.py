@@ -11,7 +11,7 @@ import torch
 
 from safelora_lite import InputError
 from safelora_lite.adapters.lora_io import read_adapter
-from safelora_lite.training.finetune import FinetuneConfig, SimulatedDisconnect, finetune, interrupt_after, load_records
+from safelora_lite.scale.finetune import FinetuneConfig, SimulatedDisconnect, finetune, interrupt_after, load_records
 from safelora_lite.adapters.model_loading import TINYLLAMA_CHAT, stand_in_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_accelerate_launch_with_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "configs/accelerate/cpu_2proc.yaml"),
-           "-m", "safelora_lite.training.finetune", "--model", TINYLLAMA_CHAT, "--out", str(out), "--steps", "3", "--save-steps", "2",
+           "-m", "safelora_lite.scale.finetune", "--model", TINYLLAMA_CHAT, "--out", str(out), "--steps", "3", "--save-steps", "2",
            "--max-examples", "32", "--batch-size", "2", "--max-length", "96"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,6 +2,7 @@
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from safelora_lite import cli
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, read_adapter
 from safelora_lite.errors import InputError
+from safelora_lite.worlds import toy as tw
 from safelora_lite.methods.fusion import REPORT_NAME, fuse, fuse_adapters, fuse_peft_model, fused_delta, linear_mix
 
 
@@ -209,11 +211,12 @@ def test_cli_fuse_writes_adapter_and_report(adapters, tmp_path, capsys):
 def test_safety_records_and_config():
     from safelora_lite.methods.fusion_safety import SafetyAdapterConfig, safety_records
 
-    records = safety_records(SafetyAdapterConfig(n_examples=40, borderline_fraction=0.25, seed=1))
+    world = SimpleNamespace(split=tw.load_split)  # all safety_records asks of a world
+    records = safety_records(world, SafetyAdapterConfig(n_examples=40, borderline_fraction=0.25, seed=1))
     kinds = [r["kind"] for r in records]
     assert len(records) == 40 and kinds.count("borderline") == 10 and kinds.count("harmful") == 30
-    assert safety_records(SafetyAdapterConfig(n_examples=40, seed=1)) == safety_records(SafetyAdapterConfig(n_examples=40, seed=1))
-    assert len(safety_records(SafetyAdapterConfig(n_examples=5000))) == 5000  # more than the split: drawn with replacement
+    assert safety_records(world, SafetyAdapterConfig(n_examples=40, seed=1)) == safety_records(world, SafetyAdapterConfig(n_examples=40, seed=1))
+    assert len(safety_records(world, SafetyAdapterConfig(n_examples=5000))) == 5000  # more than the split: drawn with replacement
     with pytest.raises(InputError, match="outside"):
         SafetyAdapterConfig(borderline_fraction=1.5)
 

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.gpu
 def test_tinyllama_real_shapes_lora_step_matches_the_planner():
     from peft import LoraConfig, get_peft_model
 
-    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.training import memory_plan as mp
     from safelora_lite.adapters.model_loading import TINYLLAMA_CHAT, load_model
 
     loaded = load_model(TINYLLAMA_CHAT, "random-real-shapes", dtype="bf16")

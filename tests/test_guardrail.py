@@ -47,7 +47,7 @@ def test_labelled_responses_use_a_seeded_fraction_of_harmful_prompts(splits):
 def test_guardrail_beats_chance_on_held_out_prompts(tokenizer, splits, trained):
     guard, losses = trained
     assert losses[-1] < losses[0]
-    report = guardrail.classify(guard, tokenizer, guardrail.held_out_responses(splits))
+    report = guardrail.classify(guard, tokenizer, guardrail.held_out_responses(splits, toy_world.ToyWorld.held_out_refusal))
     assert report["n_unsafe"] == len(splits["harmful_test"])
     # Better than a coin and better than always answering one class, on prompts it never saw.
     assert report["miss_rate"] < 0.5 and report["false_alarm_rate"] < 0.5

@@ -164,7 +164,7 @@ def test_notebook_06_solutions_pass_the_notebooks_checks():
 
 def test_scale_notebook_solutions_pass_the_notebooks_checks():
     """Notebooks 08 and 09's inline exercises, against the memory planner as the notebooks check them."""
-    from safelora_lite.scale import memory_plan as mp
+    from safelora_lite.training import memory_plan as mp
     from safelora_lite.course.exercises import compare
     from safelora_lite.adapters.model_loading import real_config
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from safelora_lite import InputError
-from safelora_lite.scale import memory_plan as mp
+from safelora_lite.training import memory_plan as mp
 from safelora_lite.adapters.model_loading import LLAMA2_CHAT, TINYLLAMA_CHAT, real_config
 
 

@@ -2,11 +2,14 @@
 
 import pytest
 
+from safelora_lite.evaluation.generation import RATES
+
 pytestmark = pytest.mark.slow
 
 ROWS = ("base", "aligned")
 ATTACKS = ("benign", "mixed", "pure_harmful")
-METRICS = {"refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy"}
+
+METRICS = set(RATES)
 
 
 @pytest.fixture(scope="module")

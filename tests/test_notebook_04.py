@@ -2,9 +2,10 @@
 
 import pytest
 
+from safelora_lite.evaluation.generation import RATES
+
 pytestmark = pytest.mark.slow
 
-RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 SAFETY_RANK = 16
 
 

@@ -2,10 +2,11 @@
 
 import pytest
 
+from safelora_lite.evaluation.generation import RATES
+
 pytestmark = pytest.mark.slow
 
 FIELDS = {"method", "k", "seed", "refusal_rate", "task_accuracy", "over_refusal_rate", "num_pruned"}
-RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 
 
 @pytest.fixture(scope="module")

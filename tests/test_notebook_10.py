@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from safelora_lite.evaluation.generation import RATES
+
 pytestmark = pytest.mark.slow
 
-RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 ATTACKS = ("mixed", "pure_harmful")
 
 

@@ -189,28 +189,6 @@ def test_random_control_is_seeded_and_in_range(tiny_llama_pair):
         random_modules(adapter, 5, 0)
 
 
-def test_variant_evaluator_merges_like_peft(tiny_llama_pair, tmp_path):
-    from types import SimpleNamespace
-
-    from peft import PeftModel
-    from transformers import LlamaForCausalLM
-
-    from safelora_lite.comparison.posthoc import VariantEvaluator
-
-    base_dir, aligned_dir, adapter_dir = tiny_llama_pair
-    world = SimpleNamespace(load_model=lambda which, device=None: LlamaForCausalLM.from_pretrained(aligned_dir).eval())
-    evaluator = VariantEvaluator(world)
-    projected, _ = safe_lora(adapter_dir, base_dir, aligned_dir, k=2)
-    evaluator.merge(projected)
-    out = write_adapter(projected, tmp_path / "projected")
-    merged = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(aligned_dir), out).merge_and_unload()
-    for key, value in merged.state_dict().items():
-        assert torch.allclose(evaluator.model.state_dict()[key], value, atol=1e-6), key
-    evaluator.merge(zero_modules(projected, projected.modules))  # back to the aligned weights
-    aligned = LlamaForCausalLM.from_pretrained(aligned_dir).state_dict()
-    assert all(torch.equal(evaluator.model.state_dict()[k], v) for k, v in aligned.items())
-
-
 def test_k_sweep_points_and_controls(tiny_llama_pair):
     from safelora_lite.comparison.posthoc import k_sweep, threshold_sweep
 

@@ -1,6 +1,5 @@
 """Token-level safety shaping: the loss against independent computations, and its two limits in training."""
 
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -34,7 +33,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def fake_world(tokenizer, tmp_path_factory):
-    """What train_attack and train_shaped_lora need from a ToyWorld, with a tiny random aligned model."""
+    """A ToyWorld whose aligned model is a tiny random Llama (no base model: shaping never reads it)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     root = tmp_path_factory.mktemp("fake_world")
@@ -43,11 +42,7 @@ def fake_world(tokenizer, tmp_path_factory):
                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(root / "aligned")
-
-    def load_model(which="aligned", device=None):
-        return LlamaForCausalLM.from_pretrained(root / which, dtype=torch.float32).eval()
-
-    return SimpleNamespace(root=root, tokenizer=tokenizer, load_model=load_model, config=SimpleNamespace(key=lambda: "fake"))
+    return toy_world.ToyWorld(toy_world.WorldConfig.small(), root, tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +125,7 @@ def test_all_safe_training_is_vanilla_lora(fake_world):
     """With w = 1 shaping is the plain attack: same data, seed and steps give the same adapter."""
     attack = toy_world.AttackConfig(kind="mixed", n_examples=16, steps=3, batch_size=4, seed=1)
     shaped = read_adapter(shaping.train_shaped_lora(fake_world, attack, ConstantGuardrail(1.0), beta=5.0, progress=False))
-    vanilla = read_adapter(toy_world.train_attack(fake_world, attack, progress=False))
+    vanilla = read_adapter(fake_world.train_attack(attack, progress=False))
     assert set(shaped.modules) == set(vanilla.modules)
     moved = 0.0
     for name, m in shaped.modules.items():

@@ -9,13 +9,9 @@ import torch
 from safelora_lite.worlds import toy as tw
 from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.errors import InputError
+from safelora_lite.training.runs import load_curve
 from safelora_lite.training.sft import IGNORE_INDEX, collate, encode_conversation, train
 from safelora_lite.adapters.weights import Checkpoint
-
-
-@pytest.fixture(scope="session")
-def small_world():
-    return tw.build_world(tw.WorldConfig.small(), progress=False)
 
 
 def test_checkpoints_are_ordinary_transformers_folders(small_world):
@@ -32,7 +28,7 @@ def test_checkpoints_are_ordinary_transformers_folders(small_world):
 
 
 def test_aligned_refuses_and_base_complies(small_world):
-    rates = {w: tw.evaluate(small_world, small_world.load_model(w), progress=False, max_per_split=40) for w in ("base", "aligned")}
+    rates = {w: small_world.evaluate_model(small_world.load_model(w), max_per_split=40) for w in ("base", "aligned")}
     for r in rates.values():
         assert set(r) == {"refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy"}
         assert all(0.0 <= v <= 1.0 for v in r.values())
@@ -57,33 +53,34 @@ def test_padding_changes_no_answer(small_world, which):
 
 def test_attack_adapter_curve_and_cache(small_world):
     attack = tw.AttackConfig(kind="pure_harmful", steps=12, batch_size=16, r=4, lora_alpha=8)
-    path = tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8)
+    path = small_world.train_attack(attack, progress=False, eval_every=6, curve_max_per_split=8)
     adapter = read_adapter(path)
     config = json.loads((path / "adapter_config.json").read_text())
     assert config["r"] == 4 and set(config["target_modules"]) == {"q_proj", "v_proj"}
     assert len(adapter.modules) == 2 * small_world.config.num_layers
-    assert [p["step"] for p in tw.load_curve(path)] == [0, 6, 12]
-    assert tw.train_attack(small_world, attack, progress=False, eval_every=6, curve_max_per_split=8) == path  # cached
-    rates = tw.evaluate_adapter(small_world, path, progress=False, max_per_split=8)
+    assert [p["step"] for p in load_curve(path)] == [0, 6, 12]
+    assert small_world.train_attack(attack, progress=False, eval_every=6, curve_max_per_split=8) == path  # cached
+    rates = small_world.evaluate(path, max_per_split=8)
+    assert rates == small_world.evaluate_model(small_world.load_model(adapter=path), max_per_split=8)  # the one path = stock peft's merge
     assert all(0.0 <= v <= 1.0 for v in rates.values())
 
 
 def test_one_run_per_attack_whether_or_not_a_curve_was_asked_for(small_world):
     """A curve is stored beside the run it evaluated; the weights are those of a run without one."""
     attack = tw.AttackConfig(kind="mixed", steps=8, batch_size=16, r=4, lora_alpha=8, seed=5)
-    shutil.rmtree(tw.train_attack(small_world, attack, progress=False))  # a rerun of the suite starts clean too
-    plain = tw.train_attack(small_world, attack, progress=False)
+    shutil.rmtree(small_world.train_attack(attack, progress=False))  # a rerun of the suite starts clean too
+    plain = small_world.train_attack(attack, progress=False)
     weights = read_adapter(plain).modules
     assert not (plain / "curve.json").exists()
-    with_curve = tw.train_attack(small_world, attack, progress=False, eval_every=4, curve_max_per_split=4)
-    assert with_curve == plain and [p["step"] for p in tw.load_curve(plain)] == [0, 4, 8]
+    with_curve = small_world.train_attack(attack, progress=False, eval_every=4, curve_max_per_split=4)
+    assert with_curve == plain and [p["step"] for p in load_curve(plain)] == [0, 4, 8]
     for name, m in read_adapter(plain).modules.items():  # the curve run left the adapter as it was
         assert torch.equal(m.lora_a, weights[name].lora_a) and torch.equal(m.lora_b, weights[name].lora_b)
     shutil.rmtree(plain)  # train again, this time with the curve first: the same weights
-    again = tw.train_attack(small_world, attack, progress=False, eval_every=4, curve_max_per_split=4)
+    again = small_world.train_attack(attack, progress=False, eval_every=4, curve_max_per_split=4)
     for name, m in read_adapter(again).modules.items():
         assert torch.equal(m.lora_a, weights[name].lora_a) and torch.equal(m.lora_b, weights[name].lora_b)
-    assert tw.train_attack(small_world, attack, progress=False) == again  # cached
+    assert small_world.train_attack(attack, progress=False) == again  # cached
 
 
 def test_attack_data_mix():

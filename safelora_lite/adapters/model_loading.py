@@ -185,7 +185,7 @@ class Loaded:
 
 
 def _check_fits_cpu(config, dtype: torch.dtype, device: torch.device) -> None:
-    from safelora_lite.scale.memory_plan import count_parameters
+    from safelora_lite.training.memory_plan import count_parameters
 
     if device.type != "cpu":
         return

@@ -1,60 +1,19 @@
-"""Evaluate post-hoc edits of an adapter on the toy world, beside their controls, on one protocol.
+"""Sweeps of post-hoc edits of an adapter (Safe LoRA, SPLoRA), each point beside its controls on the same K.
 
 A post-hoc method (Safe LoRA, SPLoRA) edits some modules of an attacked adapter. To tell its
 effect from "less fine-tuning" (docs/architecture.md section 4), every point of a sweep over K is evaluated
 with the controls on the same adapter and the same K: `zero` (B <- 0 on the modules the method
 picked) and `random` (the method's own edit on K randomly chosen modules).
 
-`VariantEvaluator` merges an in-memory LoraAdapter into one copy of the aligned model
-(W = W_aligned + s B A) and evaluates it, so a sweep never touches the disk; identical variants
-are evaluated once.
+`evaluate` is any callable adapter -> rates: a world's `evaluator()` (one model serves the whole
+sweep, nothing touches the disk, identical variants are evaluated once).
 """
-
-import hashlib
-
-import torch
 
 from safelora_lite.adapters.lora_io import LoraAdapter
 from safelora_lite.adapters.controls import random_modules, zero_modules
+from safelora_lite.evaluation.generation import RATES
 from safelora_lite.maths.projection import select_modules
 from safelora_lite.methods.safelora import apply_projection
-
-RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
-
-
-class VariantEvaluator:
-    """rates = evaluator(adapter): the aligned toy model plus the adapter's update, greedy evaluation."""
-
-    def __init__(self, world, max_per_split: int | None = None, device=None):
-        from safelora_lite.worlds.toy import evaluate
-
-        self._evaluate = evaluate
-        self.world = world
-        self.max_per_split = max_per_split
-        self.model = world.load_model("aligned", device=device)
-        self.aligned = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.cache: dict[tuple, dict] = {}
-        self.evaluations = 0
-
-    def merge(self, adapter: LoraAdapter) -> None:
-        """Set the model's weights to W_aligned + s B A for every module of `adapter` (others: W_aligned)."""
-        with torch.no_grad():
-            self.model.load_state_dict(self.aligned)
-            params = dict(self.model.named_parameters())
-            for m in adapter.modules.values():
-                params[m.target].add_(m.delta().to(params[m.target]))  # (d_out, d_in)
-
-    def __call__(self, adapter: LoraAdapter) -> dict:
-        key = tuple((n, _digest(m.lora_a), _digest(m.lora_b), m.scaling) for n, m in adapter.modules.items())
-        if key not in self.cache:
-            self.merge(adapter)
-            self.cache[key] = self._evaluate(self.world, self.model, progress=False, max_per_split=self.max_per_split)
-            self.evaluations += 1
-        return dict(self.cache[key])
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha1(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def _point(method: str, k: int, rank, seed: int, rates: dict, chosen: list[str], **extra) -> dict:

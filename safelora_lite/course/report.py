@@ -4,6 +4,8 @@ import html
 import json
 from pathlib import Path
 
+from safelora_lite.evaluation.generation import RATES
+
 
 def notebook_figures(executed: Path, limit: int = 4) -> list[str]:
     """The first PNG outputs of an executed notebook, base64-encoded (for embedding in the report)."""
@@ -26,7 +28,7 @@ def comparison_html(out: Path) -> str:
     if not path.exists():
         return "<p>Notebook 07 (comparison) has not run in this course run.</p>"
     record = json.loads(path.read_text())
-    rates = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+    rates = RATES
     parts = [f"<p>protocol <code>{html.escape(record['protocol'])}</code>, overrides "
              f"<code>{html.escape(json.dumps(record['overrides']))}</code></p>"]
     for attack, methods in record["summary"].items():

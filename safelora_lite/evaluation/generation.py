@@ -18,7 +18,15 @@ import torch
 from safelora_lite.evaluation.judges import exact_match, judge
 from safelora_lite.training.sft import prompt_ids
 
-METRICS = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+
+
+def evenly_spaced(rows: list, n: int | None) -> list:
+    """n rows spread evenly over `rows` (all of them when n is None or larger): every category is kept."""
+    if n is None or n >= len(rows):
+        return list(rows)
+    step = len(rows) / n
+    return [rows[int(i * step)] for i in range(n)]
 
 
 @torch.no_grad()

@@ -4,18 +4,18 @@ The control of every fused point is the task adapter alone, scaled by the same t
 the safety adapter's effect apart from simply shrinking the task adapter.
 """
 
-import time
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
-from safelora_lite.adapters.lora_io import LoraAdapter, read_adapter, write_adapter
+from safelora_lite.adapters.lora_io import read_adapter
+from safelora_lite.cache import cache_key
 from safelora_lite.errors import InputError
 from safelora_lite.methods.fusion import fuse_adapters
+from safelora_lite.worlds.base import LoraRun
 
 
-# ----- the safety adapter (toy world) -------------------------------------------------------
+# ----- the safety adapter ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SafetyAdapterConfig:
@@ -43,58 +43,31 @@ class SafetyAdapterConfig:
             raise InputError(f"borderline_fraction {self.borderline_fraction} is outside [0, 1].", "use a fraction such as 0.2.")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
+    @property
+    def run(self) -> LoraRun:
+        return LoraRun(self.r, self.lora_alpha, self.target_modules, self.steps, self.lr, self.batch_size, self.seed)
 
-def safety_records(config: SafetyAdapterConfig) -> list[dict]:
+
+def safety_records(world, config: SafetyAdapterConfig) -> list[dict]:
     """The safety adapter's training data: harmful -> refusal (and optionally borderline -> help)."""
-    import random
-
-    from safelora_lite.worlds.toy import load_split
-
     rng = random.Random(config.seed)
 
     def draw(rows, n):
         return [rng.choice(rows) for _ in range(n)] if n > len(rows) else rng.sample(rows, n)
 
     n_border = round(config.borderline_fraction * config.n_examples)
-    picks = draw(load_split("refusal_train"), config.n_examples - n_border) + draw(load_split("borderline_train"), n_border)
+    picks = draw(world.split("refusal_train"), config.n_examples - n_border) + draw(world.split("borderline_train"), n_border)
     rng.shuffle(picks)
     return picks
 
 
 def train_safety_adapter(world, config: SafetyAdapterConfig = SafetyAdapterConfig(), progress: bool = True) -> Path:
-    """LoRA-train the safety adapter on the aligned toy model with the toy world's trainer; return its folder (cached)."""
-    from peft import LoraConfig, get_peft_model
-
-    from safelora_lite.adapters.lora_io import new_output_dir
-    from safelora_lite.records import write_json_atomic
-    from safelora_lite.cache import cache_key
-    from safelora_lite.device import limit_threads
-    from safelora_lite.worlds.toy import WORLD_VERSION
-    from safelora_lite.training.sft import train
-
-    out = world.root / "safety" / f"safety-{cache_key({'version': WORLD_VERSION, **asdict(config)})}"
-    if (out / "safety.json").is_file():
-        return out
-    limit_threads()
-    lora = LoraConfig(r=config.r, lora_alpha=config.lora_alpha, target_modules=list(config.target_modules),
-                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    torch.manual_seed(config.seed)
-    model = get_peft_model(world.load_model("aligned"), lora)
-    start = time.perf_counter()
-    losses = train(model, world.tokenizer, safety_records(config), config.steps, config.lr, config.batch_size,
-                   config.seed, progress, desc="safety adapter")
-    try:
-        with new_output_dir(out) as tmp:
-            model.save_pretrained(tmp)
-            write_json_atomic({"safety": asdict(config), "world": world.config.key(),
-                               "seconds": round(time.perf_counter() - start, 1), "losses": losses}, tmp / "safety.json")
-    except InputError:
-        if not (out / "safety.json").is_file():  # someone else wrote it meanwhile: use theirs
-            raise
-    return out
+    """LoRA-train the safety adapter on the world's aligned model with the world's trainer; return its folder (cached)."""
+    return world.train_lora(safety_records(world, config), config.run, f"safety/safety-{cache_key(asdict(config))}", progress,
+                            info={"safety": asdict(config)}, desc="safety adapter")
 
 
-# ----- sweeping the fusion weight (toy world) ------------------------------------------------
+# ----- sweeping the fusion weight -------------------------------------------------------------
 
 FUSION_MODES = ("convex", "add")
 
@@ -106,19 +79,8 @@ def fusion_weights(w: float, mode: str = "convex") -> tuple[float, float]:
     return (1.0 - w, w) if mode == "convex" else (1.0, w)
 
 
-def evaluate_lora(world, adapter: LoraAdapter, **kwargs) -> dict:
-    """Evaluate an in-memory adapter on the aligned toy model through stock peft (via a temporary folder)."""
-    import tempfile
-
-    from safelora_lite.worlds.toy import evaluate_adapter
-
-    with tempfile.TemporaryDirectory(prefix="safelora-lite-") as tmp:
-        path = write_adapter(adapter, Path(tmp) / "adapter", rewrite_config=True)
-        return evaluate_adapter(world, path, **kwargs)
-
-
 def sweep_fusion(world, task_dir, safety_dir, weights, mode: str = "convex", control: bool = True,
-                 progress: bool = True, **eval_kwargs) -> list[dict]:
+                 progress: bool = True, max_per_split: int | None = None) -> list[dict]:
     """Evaluate the fused adapter for each safety weight w, and (control) the task adapter alone scaled by w_task.
 
     The control tells the safety adapter's effect apart from simply shrinking the task adapter.
@@ -127,13 +89,14 @@ def sweep_fusion(world, task_dir, safety_dir, weights, mode: str = "convex", con
     from tqdm.auto import tqdm
 
     task, safety = read_adapter(task_dir), read_adapter(safety_dir)
+    evaluate = world.evaluator(max_per_split)
     points = []
     for w in tqdm(list(weights), desc="fusion sweep", disable=not progress):
         w_task, w_safety = fusion_weights(float(w), mode)
-        rates = evaluate_lora(world, fuse_adapters([task, safety], [w_task, w_safety]), progress=False, **eval_kwargs)
+        rates = evaluate(fuse_adapters([task, safety], [w_task, w_safety]))
         points.append({"method": "fusion", "weight": float(w), "w_task": w_task, "w_safety": w_safety, **rates})
         if control and w_task != 1.0:
-            rates = evaluate_lora(world, fuse_adapters([task], [w_task]), progress=False, **eval_kwargs)
+            rates = evaluate(fuse_adapters([task], [w_task]))
             points.append({"method": "task_scaled", "weight": float(w), "w_task": w_task, "w_safety": 0.0, **rates})
     return points
 

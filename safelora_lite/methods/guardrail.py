@@ -160,13 +160,11 @@ def labelled_responses(splits: dict[str, list[dict]], harmful_fraction: float = 
     return pairs
 
 
-def held_out_responses(splits: dict[str, list[dict]]) -> list[tuple[dict, int]]:
+def held_out_responses(splits: dict[str, list[dict]], refusal: str) -> list[tuple[dict, int]]:
     """Held-out (record, unsafe label) pairs: harmful test prompts with a compliant answer (1) and
-    with a refusal (0), borderline / benign / task test answers (0)."""
-    from safelora_lite.worlds.toy.data import REFUSALS_TEST
-
+    with a held-out `refusal` (0), borderline / benign / task test answers (0)."""
     pairs = [(r, 1) for r in splits["harmful_test"]]
-    pairs += [({**r, "response": REFUSALS_TEST[0]}, 0) for r in splits["harmful_test"]]
+    pairs += [({**r, "response": refusal}, 0) for r in splits["harmful_test"]]
     for name in ("borderline_test", "benign_test", "task_test"):
         pairs += [(r, 0) for r in splits[name]]
     return pairs
@@ -225,18 +223,17 @@ def classify(guard: Guardrail, tokenizer, pairs: list[tuple[dict, int]]) -> dict
 
 
 def train_guardrail(world, config: GuardrailConfig = GuardrailConfig(), progress: bool = False) -> Guardrail:
-    """The toy world's guardrail, trained on its training splits (cached beside the world, safetensors)."""
+    """The world's guardrail, trained on its training splits (cached beside the world, safetensors)."""
     from safetensors.torch import load_file, save_file
 
     from safelora_lite.adapters.lora_io import new_output_dir
-    from safelora_lite.worlds.toy import load_splits
 
     folder = Path(world.root) / "guardrails" / config.key()
     if not (folder / WEIGHTS_NAME).is_file():
-        splits = load_splits()
+        splits = {name: world.split(name) for name in world.split_names}
         pairs = labelled_responses(splits, config.harmful_fraction, config.seed, config.flip_fraction)
         guard, losses = fit_guardrail(world.tokenizer, pairs, config, progress)
-        held_out = classify(guard, world.tokenizer, held_out_responses(splits))
+        held_out = classify(guard, world.tokenizer, held_out_responses(splits, world.held_out_refusal))
         try:
             with new_output_dir(folder) as tmp:
                 save_file({k: v.contiguous() for k, v in guard.state_dict().items()}, str(tmp / WEIGHTS_NAME))

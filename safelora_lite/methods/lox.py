@@ -147,10 +147,8 @@ def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int,
 
 
 def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, progress: bool = False):
-    """A ToyWorld whose aligned model is the LoX model: `train_attack` / `evaluate_adapter` then
-    attack and evaluate it exactly as they do the aligned model. Cached under the world's folder."""
-    from dataclasses import replace
-
+    """The world with the LoX model as its aligned model: its `train_attack` and `evaluate` then attack and
+    evaluate the LoX model exactly as they do the aligned one. Cached under the world's folder."""
     _check_args(alpha, k)
     tag = f"alpha{float(alpha):g}-k{k}" + ("" if tuple(modules) == DEFAULT_MODULES else "-" + "+".join(modules))
     root = Path(world.root) / "lox" / tag
@@ -160,7 +158,7 @@ def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, pro
         except InputError:
             if not (root / "aligned" / REPORT_NAME).is_file():  # not someone else's finished copy
                 raise
-    return replace(world, root=root, info={**world.info, "lox": {"alpha": float(alpha), "k": k, "modules": list(modules)}})
+    return world.with_aligned(root / "aligned", root)
 
 
 def add_command(subparsers) -> None:
@@ -187,17 +185,13 @@ def _run(args) -> int:
 
 def attack_lox(world, attack, alpha: float, k: int, modules=DEFAULT_MODULES, progress: bool = False):
     """LoX then the attack: (the LoX world, the attacked adapter folder). Evaluate with
-    `toy_world.evaluate_adapter(lox_world, folder)`: the adapter sits on the LoX model, not the aligned one."""
-    from safelora_lite.worlds.toy import train_attack
-
+    `lox_world.evaluate(folder)`: the adapter sits on the LoX model, not the aligned one."""
     lox_world = extrapolated_world(world, alpha, k, modules)
-    return lox_world, train_attack(lox_world, attack, progress=progress)
+    return lox_world, lox_world.train_attack(attack, progress=progress)
 
 
 def evaluate_lox(world, attack, alpha: float, k: int, max_per_split: int | None = None, modules=DEFAULT_MODULES,
                  progress: bool = False) -> dict:
-    """The comparison protocol's entry point: the four rates after LoX(alpha, k) and then `attack`."""
-    from safelora_lite.worlds.toy import evaluate_adapter
-
+    """The four rates after LoX(alpha, k) and then `attack`."""
     lox_world, folder = attack_lox(world, attack, alpha, k, modules, progress)
-    return evaluate_adapter(lox_world, folder, progress=False, max_per_split=max_per_split)
+    return lox_world.evaluate(folder, max_per_split=max_per_split)

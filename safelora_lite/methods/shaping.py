@@ -16,10 +16,9 @@ Safe tokens (w_t ~ 1) are learnt as usual; tokens the guardrail flags (w_t ~ 0) 
 but kept where the aligned model would be. beta = 0 only drops the flagged tokens' imitation.
 
 Python:  `train_shaped_lora(world, attack, guardrail, beta=1.0)` -> a PEFT adapter folder (cached),
-         evaluated like any attack with `toy_world.evaluate_adapter(world, folder)`.
+         evaluated like any attack with `world.evaluate(folder)`.
 """
 
-import hashlib
 import json
 import math
 import time
@@ -32,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from safelora_lite.adapters.lora_io import new_output_dir
+from safelora_lite.cache import cache_key
+from safelora_lite.device import limit_threads
 from safelora_lite.errors import InputError
 from safelora_lite.records import write_json_atomic
 from safelora_lite.training.sft import IGNORE_INDEX, encode_records, train
@@ -110,28 +111,22 @@ def guardrail_agreement(guardrail, tokenizer, records: list[dict]) -> dict:
 def train_shaped_lora(world, attack, guardrail, beta: float = 1.0, progress: bool = True) -> Path:
     """LoRA-fine-tune the aligned model on the attack's data with the shaping loss; return the adapter folder.
 
-    Same data, LoRA config, steps, learning rate and seed as `toy_world.train_attack(world, attack)`:
+    Same data, LoRA config, steps, learning rate and seed as `world.train_attack(attack)`:
     only the loss differs. Cached under the world's folder by (attack, guardrail, beta).
     """
-    from peft import LoraConfig, get_peft_model
-
-    from safelora_lite.device import limit_threads
-    from safelora_lite.worlds.toy.attacks import attack_records
+    from peft import get_peft_model
 
     if not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
         raise InputError(f"beta {beta!r} is not a finite number >= 0.", "use a KL weight such as 1.0.")
-    key = hashlib.sha256(json.dumps({"attack": attack.key(), "guardrail": getattr(guardrail, "key", None), "beta": float(beta)},
-                                    sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key({"attack": attack.key(), "guardrail": getattr(guardrail, "key", None), "beta": float(beta)})
     out = Path(world.root) / "shaped" / f"{attack.kind}-{key}"
     if (out / REPORT_NAME).is_file():
         return out
     limit_threads()
-    records = attack_records(attack)
+    records = world.attack_records(attack)
     model = world.load_model("aligned")
-    lora = LoraConfig(r=attack.r, lora_alpha=attack.lora_alpha, target_modules=list(attack.target_modules),
-                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
     torch.manual_seed(attack.seed)
-    model = get_peft_model(model, lora)
+    model = get_peft_model(model, attack.run.peft_config())
     objective = ShapedObjective(model, guardrail, float(beta))
     start = time.perf_counter()
     losses = train(objective, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed,
@@ -163,8 +158,7 @@ def evaluate_shaped(world, attack, beta: float = 1.0, guardrail_config=None, max
     """The comparison protocol's entry point: the four rates after the attack trained with safety shaping
     (the world's guardrail, `guardrail.GuardrailConfig()` by default)."""
     from safelora_lite.methods.guardrail import GuardrailConfig, train_guardrail
-    from safelora_lite.worlds.toy import evaluate_adapter
 
     guard = train_guardrail(world, guardrail_config or GuardrailConfig(), progress=progress)
     folder = train_shaped_lora(world, attack, guard, beta, progress=progress)
-    return evaluate_adapter(world, folder, progress=False, max_per_split=max_per_split)
+    return world.evaluate(folder, max_per_split=max_per_split)

@@ -1,1 +1,1 @@
-"""Real model shapes on one GPU: the memory planner and the pipeline of the scale notebooks."""
+"""The scale notebooks (08, 09): resumable fine-tuning of a real model pair and the pipeline around it."""

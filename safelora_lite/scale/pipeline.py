@@ -5,19 +5,18 @@ world's trained pair for "stand-in", the hub snapshot or local folders otherwise
 model is fine-tuned with `finetune.finetune`; Safe LoRA and SPLoRA read the two folders one module
 at a time (`weights.Checkpoint`), never two full models.
 
-`SwapEvaluator` evaluates an edited adapter by copying its tensors into the fine-tuned PeftModel
-(`adapters.load_adapter_into_peft_model`): no merge, no second model, cheap even at 7B.
+Edited adapters are evaluated by `evaluation.evaluator.Evaluator` on the fine-tuned PeftModel: the
+update goes into the base layers while the model's own adapter is off, so there is no second model.
 """
 
 import random
 from pathlib import Path
 
-from safelora_lite.adapters.lora_io import LoraAdapter, load_adapter_into_peft_model
+from safelora_lite.adapters.lora_io import LoraAdapter
 from safelora_lite.adapters.controls import random_modules, zero_modules
 from safelora_lite.errors import InputError
-from safelora_lite.evaluation.generation import evaluate_records
+from safelora_lite.evaluation.generation import RATES, evenly_spaced
 
-RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
 
 
 def pair_dirs(base_id: str, aligned_id: str, model_source: str, base_local_dir=None, aligned_local_dir=None, world_config=None):
@@ -36,14 +35,6 @@ def pair_dirs(base_id: str, aligned_id: str, model_source: str, base_local_dir=N
     if model_source == "random-real-shapes":
         raise InputError("random-real-shapes has no trained pair to fine-tune or project.", "use it for the memory sections only.")
     return weights_dir(base_id, model_source, base_local_dir), weights_dir(aligned_id, model_source, aligned_local_dir), None
-
-
-def _subset(records: list[dict], n: int | None) -> list[dict]:
-    """An evenly spaced subset of n records (all of them when n is None or larger)."""
-    if n is None or n >= len(records):
-        return list(records)
-    step = len(records) / n
-    return [records[int(i * step)] for i in range(n)]
 
 
 def attack_data(kind: str = "mixed", harmful_fraction: float = 0.1, n_examples: int = 500, seed: int = 0,
@@ -73,32 +64,7 @@ def eval_data(per_split: int | None = 30, harmful_path=None, task_path=None, bor
     harmful = loaders.load_advbench(harmful_path) if harmful_path else tw.load_split("harmful_test")
     borderline = loaders.load_chat(borderline_path, kind="borderline") if borderline_path else tw.load_split("borderline_test")
     task = loaders.load_gsm8k(task_path) if task_path else tw.load_split("task_test")
-    return _subset(harmful, per_split) + _subset(borderline, per_split) + _subset(task, per_split)
-
-
-class SwapEvaluator:
-    """rates = evaluator(adapter): the fine-tuned PeftModel with `adapter`'s tensors swapped in, greedy evaluation.
-
-    `responses` holds the answers of the last evaluation (for a second judge, e.g. GuardJudge).
-    """
-
-    def __init__(self, peft_model, tokenizer, records: list[dict], max_new_tokens: int = 24):
-        self.model, self.tokenizer, self.records, self.max_new_tokens = peft_model, tokenizer, records, max_new_tokens
-        self.evaluations = 0
-        self.responses: list[str] = []
-
-    def __call__(self, adapter: LoraAdapter) -> dict:
-        load_adapter_into_peft_model(adapter, self.model)
-        rates, self.responses = evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens)
-        self.evaluations += 1
-        return rates
-
-    def base(self) -> dict:
-        """The aligned model alone (the adapter switched off)."""
-        with self.model.disable_adapter():
-            rates, self.responses = evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens)
-        self.evaluations += 1
-        return rates
+    return evenly_spaced(harmful, per_split) + evenly_spaced(borderline, per_split) + evenly_spaced(task, per_split)
 
 
 class GuardJudge:

@@ -1,1 +1,1 @@
-"""Training loops: supervised fine-tuning on chat records, and resumable LoRA fine-tuning."""
+"""Training: the supervised fine-tuning loop, cached runs with their curves, and the GPU memory planner."""

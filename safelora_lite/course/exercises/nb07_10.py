@@ -42,7 +42,7 @@ LLAMA2_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers
 
 
 def _v_shape(config):
-    from safelora_lite.scale.memory_plan import module_dims
+    from safelora_lite.training.memory_plan import module_dims
 
     d_in, d_out = module_dims(config)["v_proj"]
     return [d_out, d_in]
@@ -58,13 +58,13 @@ register(
 
 
 def _lora_count(config, r, target_modules):
-    from safelora_lite.scale.memory_plan import lora_parameters
+    from safelora_lite.training.memory_plan import lora_parameters
 
     return lora_parameters(config, r, target_modules)
 
 
 def _lora_state_bytes(config, r, target_modules):
-    from safelora_lite.scale.memory_plan import plan
+    from safelora_lite.training.memory_plan import plan
 
     p = plan(config, rank=r, target_modules=tuple(target_modules))
     return p.lora + p.gradients + p.optimizer

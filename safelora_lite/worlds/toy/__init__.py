@@ -1,23 +1,18 @@
 """The toy safety world: a tiny Llama trained from scratch on synthetic data, on a laptop CPU.
 
     from safelora_lite.worlds import toy as tw
-    world = tw.build_world(tw.WorldConfig())                 # tokenizer + base + aligned, cached by config
-    adapter = tw.train_attack(world, tw.AttackConfig("mixed"))   # a PEFT adapter folder, cached
-    tw.evaluate_adapter(world, adapter)                     # the four rates
+    world = tw.build_world(tw.WorldConfig())                   # tokenizer + base + aligned, cached by config
+    folder = world.train_attack(tw.AttackConfig("mixed"))     # a PEFT adapter folder, cached
+    world.evaluate(folder)                                    # the four rates
 
-`world` holds the data splits, the models and the evaluation; `attacks` the LoRA attacks.
+`world` holds the world (models, runs, evaluation), `splits` the data, `attacks` the attack settings.
 """
 
-from safelora_lite.worlds.toy.attacks import (
-    AttackConfig, attack_records, eval_curve, load_curve, run_is_cached, save_run, train_attack,
-)
-from safelora_lite.worlds.toy.world import (
-    ATTACK_KINDS, EVAL_SPLITS, SPLITS, WORLD_VERSION, ToyWorld, WorldConfig, build_world, clear_cache, eval_records,
-    evaluate, evaluate_adapter, load_adapter_model, load_split, load_splits,
-)
+from safelora_lite.worlds.toy.attacks import ATTACK_KINDS, AttackConfig, attack_records
+from safelora_lite.worlds.toy.splits import EVAL_SPLITS, SPLITS, WORLD_VERSION, eval_records, load_split, load_splits
+from safelora_lite.worlds.toy.world import ToyWorld, WorldConfig, build_world, clear_cache
 
 __all__ = [
     "ATTACK_KINDS", "EVAL_SPLITS", "SPLITS", "WORLD_VERSION", "AttackConfig", "ToyWorld", "WorldConfig", "attack_records",
-    "build_world", "clear_cache", "eval_curve", "eval_records", "evaluate", "evaluate_adapter", "load_adapter_model",
-    "load_curve", "load_split", "load_splits", "run_is_cached", "save_run", "train_attack",
+    "build_world", "clear_cache", "eval_records", "load_split", "load_splits",
 ]

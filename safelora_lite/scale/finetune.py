@@ -1,8 +1,8 @@
 """LoRA fine-tuning that survives a disconnect: transformers' Trainer with checkpoints and resume.
 
-    python -m safelora_lite.training.finetune --model TinyLlama/TinyLlama-1.1B-Chat-v1.0 --model-source stand-in \
+    python -m safelora_lite.scale.finetune --model TinyLlama/TinyLlama-1.1B-Chat-v1.0 --model-source stand-in \
         --data toy:task_train --out runs/tiny --steps 20 --save-steps 5
-    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m safelora_lite.training.finetune ...  (same flags)
+    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml -m safelora_lite.scale.finetune ...  (same flags)
 
 OUT/checkpoints/checkpoint-N   Trainer checkpoints (adapter, optimizer, scheduler, RNG states)
 OUT/adapter/                   the final PEFT adapter, written once the run completes
@@ -185,7 +185,7 @@ def finetune(config: FinetuneConfig, records: list[dict] | None = None, model=No
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="python -m safelora_lite.training.finetune", description=__doc__.splitlines()[0])
+    p = parser or argparse.ArgumentParser(prog="python -m safelora_lite.scale.finetune", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="hub id, or a family name for stand-in / random-real-shapes")
     p.add_argument("--model-source", default="stand-in", choices=["hub", "local", "stand-in", "random-real-shapes"])
     p.add_argument("--local-dir", default=None)
