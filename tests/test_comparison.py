@@ -5,7 +5,8 @@ import json
 import pytest
 
 from safelora_lite import InputError
-from safelora_lite.comparison.protocol import METHODS, PROTOCOL_DIR, load_protocol, markdown_table, pareto_front, summarize, verdicts
+from safelora_lite.comparison.protocol import METHODS, PROTOCOL_DIR, load_protocol, markdown_table, pareto_front, summarize
+from safelora_lite.comparison.verdicts import verdicts
 
 
 def test_every_protocol_method_is_registered_and_controls_follow_their_method():

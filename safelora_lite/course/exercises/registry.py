@@ -41,8 +41,8 @@ def compare(answer, expected, rtol: float = 1e-4, atol: float = 1e-6) -> str:
         if not isinstance(answer, dict) or list(answer) != list(expected):
             return "wrong"
         answer, expected = list(answer.values()), list(expected.values())
-    if isinstance(expected, (list, tuple, set)) and expected and isinstance(next(iter(expected)), str):
-        return "exact" if list(answer) == list(expected) else "wrong"
+    if any(isinstance(x, str) for x in (*_items(expected), *_items(answer))) or expected == []:  # names: exact or wrong
+        return "exact" if isinstance(answer, (list, tuple, set)) and list(answer) == list(expected) else "wrong"
     a = torch.as_tensor(answer, dtype=torch.float64)
     e = torch.as_tensor(expected, dtype=torch.float64)
     if a.shape != e.shape:
@@ -50,6 +50,10 @@ def compare(answer, expected, rtol: float = 1e-4, atol: float = 1e-6) -> str:
     if torch.equal(a, e):
         return "exact"
     return "approximate" if torch.allclose(a, e, rtol=rtol, atol=atol) else "wrong"
+
+
+def _items(x) -> list:
+    return list(x) if isinstance(x, (list, tuple, set)) else []
 
 
 def check(key: str, answer) -> str:

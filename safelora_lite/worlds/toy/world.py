@@ -61,6 +61,18 @@ class WorldConfig:
         return cache_key({"version": WORLD_VERSION, **asdict(self)})
 
 
+WORLD_SIZES = ("course", "small")
+
+
+def world_config(size: str = "course", seed: int = 0, **overrides) -> WorldConfig:
+    """The notebooks' `world_size` and `world_seed`: "course" (WorldConfig(), the course's world) or "small"
+    (WorldConfig.small(), the tests' quick world); `overrides` set other fields (None keeps the size's value)."""
+    if size not in WORLD_SIZES:
+        raise InputError(f"unknown world_size {size!r}.", f"use one of: {', '.join(WORLD_SIZES)}.")
+    config = WorldConfig(seed=seed) if size == "course" else WorldConfig.small(seed=seed)
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
 @dataclass
 class ToyWorld:
     """A built world: checkpoint folders (each with tokenizer files) and the tokenizer."""
