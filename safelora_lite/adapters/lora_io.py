@@ -20,9 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from safelora_lite.adapters.weights import damaged, read_json
 from safelora_lite.errors import InputError
+from safelora_lite.maths.projection import as_float32
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -94,7 +97,8 @@ def lora_scaling(config: dict, module_path: str, rank: int) -> float:
 
 
 def read_adapter(path: str | os.PathLike) -> LoraAdapter:
-    """Load a PEFT LoRA adapter directory; DoRA, embedding LoRA and non-LoRA adapters are refused."""
+    """Load a PEFT LoRA adapter directory; DoRA, embedding LoRA, non-LoRA adapters, damaged files and
+    NaN / Inf values are refused."""
     path = Path(path)
     config_file, weights_file = path / CONFIG_NAME, path / WEIGHTS_NAME
     if not config_file.is_file():
@@ -102,12 +106,15 @@ def read_adapter(path: str | os.PathLike) -> LoraAdapter:
     if not weights_file.is_file():
         hint = " (found adapter_model.bin; re-save it with safetensors)" if (path / "adapter_model.bin").exists() else ""
         raise InputError(f"{weights_file} not found{hint}.", "save the adapter with save_pretrained(safe_serialization=True).")
-    config = json.loads(config_file.read_text())
+    config = read_json(config_file)
     if config.get("peft_type", "LORA") != "LORA":
         raise InputError(f"{path} is a {config.get('peft_type')} adapter, not LoRA.", "use a LoRA adapter.")
     if config.get("use_dora"):
         raise InputError(f"{path} is a DoRA adapter: its update is not s * B @ A.", "use a plain LoRA adapter.")
-    tensors = load_file(str(weights_file))
+    try:
+        tensors = load_file(str(weights_file))
+    except SafetensorError as error:
+        raise damaged(weights_file, error) from None
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     extra = {}
     for key, tensor in tensors.items():
@@ -125,6 +132,8 @@ def read_adapter(path: str | os.PathLike) -> LoraAdapter:
         a, b = pair["A"], pair["B"]
         if a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0]:
             raise InputError(f"module {name}: lora_B {tuple(b.shape)} and lora_A {tuple(a.shape)} do not form B @ A.")
+        for which, tensor in (("lora_A", a), ("lora_B", b)):
+            as_float32(tensor, f"{which} of module {name} in {weights_file}")  # NaN / Inf is refused here, for every command
         target_path = module_target(name)[: -len(".weight")]
         modules[name] = LoraModule(name, a, b, lora_scaling(config, target_path, a.shape[0]))
     if not modules:

@@ -3,7 +3,8 @@
 A checkpoint directory holds either `model.safetensors` or shards listed in
 `model.safetensors.index.json`. `Checkpoint.get(key)` opens only the shard that holds `key`
 and reads only that tensor, so two 7B checkpoints can be paired module by module without
-ever holding either in memory.
+ever holding either in memory. Opening a Checkpoint reads every shard's header (no weights), so
+a truncated or damaged file is refused before any work starts.
 """
 
 import json
@@ -11,12 +12,35 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from safelora_lite.errors import InputError
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+
+
+def damaged(path: Path, error: Exception) -> InputError:
+    """The one-line refusal of a file that cannot be parsed (cut short by a failed copy or download)."""
+    return InputError(f"{path} is truncated or damaged ({str(error).splitlines()[0]}).",
+                      "copy or download it again (compare its size with the source's).")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file, or an InputError naming it."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise damaged(path, error) from None
+
+
+def _header_keys(path: Path) -> list[str]:
+    """The tensor names in one safetensors file, from its header only."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return list(f.keys())
+    except SafetensorError as error:
+        raise damaged(path, error) from None
 
 
 class Checkpoint:
@@ -25,11 +49,16 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if (self.path / INDEX_FILE).is_file():
-            weight_map = json.loads((self.path / INDEX_FILE).read_text())["weight_map"]
+            weight_map = read_json(self.path / INDEX_FILE).get("weight_map", {})
             self._file_of = {key: self.path / shard for key, shard in weight_map.items()}
+            for shard in sorted(set(self._file_of.values())):
+                if not shard.is_file():
+                    raise InputError(f"{shard}, listed in {INDEX_FILE}, is missing.", "copy or download the whole checkpoint again.")
+                missing = {k for k, f in self._file_of.items() if f == shard} - set(_header_keys(shard))
+                if missing:
+                    raise InputError(f"{shard} lacks {sorted(missing)[0]}, which {INDEX_FILE} places there.", "copy or download the whole checkpoint again.")
         elif (self.path / SINGLE_FILE).is_file():
-            with safe_open(self.path / SINGLE_FILE, framework="pt") as f:
-                self._file_of = {key: self.path / SINGLE_FILE for key in f.keys()}
+            self._file_of = {key: self.path / SINGLE_FILE for key in _header_keys(self.path / SINGLE_FILE)}
         else:
             found = "pytorch_model.bin" if (self.path / "pytorch_model.bin").exists() else "no weights"
             raise InputError(
@@ -37,7 +66,7 @@ class Checkpoint:
                 "save the model with save_pretrained(safe_serialization=True).",
             )
         config_file = self.path / "config.json"
-        self.config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        self.config = read_json(config_file) if config_file.is_file() else {}
 
     def keys(self) -> list[str]:
         return list(self._file_of)
