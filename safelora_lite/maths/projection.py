@@ -185,6 +185,14 @@ def similarity_of_projected(projected_b: torch.Tensor, lora_b: torch.Tensor, lor
     return inner / (norm_pa * norm_ba)
 
 
+K_RULE = "round(10/64 x the adapter's LoRA modules), at least 1"  # the reference's 10 of Llama-2-7B's 64 q/v modules
+
+
+def default_k(num_modules: int) -> int:
+    """The default K of Safe LoRA and SPLoRA: the reference's share, 10 of Llama-2-7B's 64 q/v modules."""
+    return max(1, round(num_modules * 10 / 64))
+
+
 def select_modules(
     scores: dict[str, float],
     select: str = "number",

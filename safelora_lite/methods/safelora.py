@@ -15,7 +15,7 @@ weights at a time and no C is ever stored; a K or threshold sweep reuses the sam
 Python:  `projections = score_adapter(adapter, base, aligned)`, then
          `apply_projection(adapter, projections, names)`; or `safe_lora(...)` for both steps,
          `safe_lora_peft_model(model, ...)` on an in-memory PeftModel.
-CLI:     `safelora-lite safe-lora --adapter DIR --base DIR --aligned DIR --out DIR ...`
+CLI:     `safelora-lite safe-lora --adapter DIR --base DIR|ID --aligned DIR|ID --out DIR ...`
 """
 
 import time
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
+from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
 from safelora_lite.errors import InputError
-from safelora_lite.maths.projection import alignment_matrix, as_float32, safe_lora_projector, select_modules, similarity_of_projected
+from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector, select_modules, similarity_of_projected
 from safelora_lite.adapters.weights import check_same_architecture, open_weights
 
 REPORT_NAME = "safelora_report.json"
@@ -153,23 +154,31 @@ def make_report(projections: dict[str, ModuleProjection], chosen, **settings) ->
 
 def safe_lora(adapter, base, aligned, select: str = "number", k: int | None = None, threshold: float | None = None,
               projector: str = "paper", rank: int | None = None, progress: bool = False) -> tuple[LoraAdapter, dict]:
-    """Safe LoRA end to end in memory: returns (projected adapter, report). Inputs are never changed."""
+    """Safe LoRA end to end in memory: returns (projected adapter, report). Inputs are never changed.
+
+    k=None in `number` mode is the default K (`projection.default_k`); the report says which rule gave K.
+    """
     adapter = open_adapter(adapter)
+    k_rule = K_RULE if k is None else "given"
+    if select == "number" and k is None:
+        k = default_k(len(adapter.modules))
     _check_selection(select, k, threshold, len(adapter.modules))
     projections = score_adapter(adapter, base, aligned, projector=projector, rank=rank, progress=progress)
     chosen = select_modules({n: p.score for n, p in projections.items()}, select=select, k=k, threshold=threshold)
-    settings = {"projector": projector, "rank": rank, "select": select,
-                "num_proj_layers": k if select == "number" else None, "threshold": threshold if select == "threshold" else None}
+    number = select == "number"
+    settings = {"projector": projector, "rank": rank, "select": select, "k": k if number else None, "k_rule": k_rule if number else None,
+                "num_proj_layers": k if number else None, "threshold": threshold if select == "threshold" else None}
     return apply_projection(adapter, projections, chosen), make_report(projections, chosen, **settings)
 
 
-def safe_lora_dir(adapter_dir, base, aligned, out, **options) -> dict:
-    """Safe LoRA on adapter / checkpoint directories: writes OUT (new) with the adapter and its report."""
-    if Path(out).exists():
-        raise InputError(f"output directory {out} already exists.", "choose a new --out path (inputs and earlier results are never overwritten).")
+def safe_lora_dir(adapter_dir, base, aligned, out, revision: str | None = None, **options) -> dict:
+    """Safe LoRA on an adapter directory and two checkpoints (folders or hub ids at `revision`): writes
+    OUT (new) with the adapter and its report. OUT is checked before any weight is read."""
+    base_dir, aligned_dir = resolve_pair(base, aligned, revision, out=out, inputs=[adapter_dir])
     start = time.perf_counter()
-    projected, report = safe_lora(adapter_dir, base, aligned, **options)
-    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "seconds": round(time.perf_counter() - start, 3)}
+    projected, report = safe_lora(adapter_dir, base_dir, aligned_dir, **options)
+    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "revision": revision,
+              "seconds": round(time.perf_counter() - start, 3)}
     write_adapter(projected, out, files={REPORT_NAME: report})
     return report
 
@@ -196,23 +205,29 @@ def add_command(subparsers) -> None:
     )
     add_adapter_pair_arguments(parser)
     parser.add_argument("--select", choices=["number", "threshold"], default="number",
-                        help="number: project the K lowest-scoring modules; threshold: project modules with score <= T")
-    parser.add_argument("--num-proj-layers", type=int, default=10, metavar="K",
-                        help="K for --select number; counts LoRA modules (q and v of one block are two). Default 10")
-    parser.add_argument("--threshold", type=float, default=0.5, metavar="T", help="T in [-1, 1] for --select threshold. Default 0.5")
+                        help="number: project the K lowest-scoring modules (default); threshold: project modules with score <= T")
+    parser.add_argument("--num-proj-layers", type=int, metavar="K",
+                        help=f"K for --select number; counts LoRA modules (q and v of one block are two). Default: {K_RULE}, "
+                             "i.e. the reference's 10 of Llama-2-7B's 64 q/v modules")
+    parser.add_argument("--threshold", type=float, metavar="T", help="T in [-1, 1] for --select threshold. Default 0.5")
     parser.add_argument("--projector", choices=["paper", "exact"], default="paper",
                         help="paper: C = V V^T / ||V||_F (default, as the paper); exact: U_k U_k^T")
-    parser.add_argument("--rank", type=int, default=None, help="k for --projector exact (default: the numerical rank of V)")
+    parser.add_argument("--rank", type=int, help="k for --projector exact (default: the numerical rank of V)")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    from .cli import refuse_inapplicable
+
+    number = args.select == "number"
+    refuse_inapplicable(args, num_proj_layers=(number, "--select number"), threshold=(not number, "--select threshold"),
+                        rank=(args.projector == "exact", "--projector exact"))
     report = safe_lora_dir(
-        args.adapter, args.base, args.aligned, args.out, select=args.select,
-        k=args.num_proj_layers if args.select == "number" else None,
-        threshold=args.threshold if args.select == "threshold" else None,
+        args.adapter, args.base, args.aligned, args.out, revision=args.revision, select=args.select,
+        k=args.num_proj_layers, threshold=None if number else (0.5 if args.threshold is None else args.threshold),
         projector=args.projector, rank=args.rank,
     )
-    print(f"projected {report['num_projected']} of {report['num_modules']} modules ({args.projector} projector) "
+    k = f", K={report['k']} ({report['k_rule']})" if number else ""
+    print(f"projected {report['num_projected']} of {report['num_modules']} modules ({args.projector} projector{k}) "
           f"in {report['seconds']:.1f} s -> {Path(args.out) / REPORT_NAME}")
     return 0

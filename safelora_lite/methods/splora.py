@@ -22,7 +22,7 @@ Pruning sets B <- 0 for the chosen modules (any rank, any shape), which removes 
 
 Python:  `scores = score_adapter(adapter, base, aligned)`, `select_pruned(...)`, `prune_modules(...)`;
          `splora(...)` for all three, `splora_peft_model(model, ...)` on an in-memory PeftModel.
-CLI:     `safelora-lite splora --adapter DIR --base DIR --aligned DIR --out DIR ...`
+CLI:     `safelora-lite splora --adapter DIR --base DIR|ID --aligned DIR|ID --out DIR ...`
 """
 
 import math
@@ -32,11 +32,12 @@ from pathlib import Path
 
 import torch
 
+from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.adapters.lora_io import LoraAdapter, adapter_from_peft_model, load_adapter_into_peft_model, write_adapter
 from safelora_lite.adapters.controls import zero_modules
 from safelora_lite.maths.ediem import LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
 from safelora_lite.errors import InputError
-from safelora_lite.maths.projection import alignment_matrix, as_float32, safe_lora_projector
+from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
 from safelora_lite.adapters.weights import open_weights
 
@@ -192,8 +193,14 @@ def splora(adapter, base, aligned, select: str = "number", k: int | None = None,
            prune: str = "high", variant: str = "empirical", null: str = "random", samples: int = 32, seed: int = 0,
            projector: str = "paper", rank: int | None = None, quantile_terms: bool = True,
            progress: bool = False) -> tuple[LoraAdapter, dict]:
-    """SPLoRA end to end in memory: returns (pruned adapter, report). Inputs are never changed."""
+    """SPLoRA end to end in memory: returns (pruned adapter, report). Inputs are never changed.
+
+    k=None in `number` mode is the default K (`projection.default_k`); the report says which rule gave K.
+    """
     adapter = open_adapter(adapter)
+    k_rule = K_RULE if k is None else "given"
+    if select == "number" and k is None:
+        k = default_k(len(adapter.modules))
     _check_options(variant, null, samples, projector, rank)
     select_pruned({f"m{i}": 0.0 for i in range(len(adapter.modules))}, select, k, threshold, prune)  # validate early
     scores = score_adapter(adapter, base, aligned, variant=variant, null=null, samples=samples, seed=seed,
@@ -202,18 +209,19 @@ def splora(adapter, base, aligned, select: str = "number", k: int | None = None,
     settings = {"variant": variant, "null": null if variant == "empirical" else None,
                 "samples": samples if variant == "empirical" and null == "random" else None, "seed": seed,
                 "projector": projector, "rank": rank, "quantile_terms": quantile_terms or variant == "reference",
-                "select": select, "prune": prune, "num_prune": k if select == "number" else None,
+                "select": select, "prune": prune, "k": k if select == "number" else None,
+                "k_rule": k_rule if select == "number" else None, "num_prune": k if select == "number" else None,
                 "threshold": threshold if select == "threshold" else None}
     return prune_modules(adapter, pruned), make_report(scores, pruned, **settings)
 
 
-def splora_dir(adapter_dir, base, aligned, out, **options) -> dict:
-    """SPLoRA on adapter / checkpoint directories: writes OUT (new) with the adapter and its report."""
-    if Path(out).exists():
-        raise InputError(f"output directory {out} already exists.", "choose a new --out path (inputs and earlier results are never overwritten).")
+def splora_dir(adapter_dir, base, aligned, out, revision: str | None = None, **options) -> dict:
+    """SPLoRA on an adapter directory and two checkpoints (folders or hub ids at `revision`): writes
+    OUT (new) with the adapter and its report. OUT is checked before any weight is read."""
+    base_dir, aligned_dir = resolve_pair(base, aligned, revision, out=out, inputs=[adapter_dir])
     start = time.perf_counter()
-    pruned, report = splora(adapter_dir, base, aligned, **options)
-    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned),
+    pruned, report = splora(adapter_dir, base_dir, aligned_dir, **options)
+    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "revision": revision,
               "seconds": round(time.perf_counter() - start, 3)}
     write_adapter(pruned, out, files={REPORT_NAME: report})
     return report
@@ -237,30 +245,36 @@ def add_command(subparsers) -> None:
     add_adapter_pair_arguments(parser)
     parser.add_argument("--select", choices=["number", "threshold"], default="number",
                         help="number: prune K modules; threshold: prune modules with score >= T")
-    parser.add_argument("--num-prune", type=int, default=1, metavar="K",
-                        help="K for --select number: how many LoRA modules are PRUNED (the public code's K keeps K-1). Default 1")
-    parser.add_argument("--threshold", type=float, default=0.0, metavar="T", help="T for --select threshold (E-DIEM is unbounded). Default 0")
+    parser.add_argument("--num-prune", type=int, metavar="K",
+                        help=f"K for --select number: how many LoRA modules are PRUNED (the public code's K keeps K-1). Default: {K_RULE}")
+    parser.add_argument("--threshold", type=float, metavar="T", help="T for --select threshold (E-DIEM is unbounded). Default 0")
     parser.add_argument("--prune", choices=["high", "low"], default="high",
                         help="high: prune the highest scores (farthest from the alignment subspace; default); low: the public code's direction")
     parser.add_argument("--variant", choices=list(VARIANTS), default="empirical",
                         help="empirical: E-DIEM against a real distribution (default); reference: the public code's 50 identical samples")
-    parser.add_argument("--null", choices=list(NULLS), default="random",
+    parser.add_argument("--null", choices=list(NULLS),
                         help="random: random updates of the same size (default); modules: the adapter's modules of the same shape")
-    parser.add_argument("--samples", type=int, default=32, help="random-null samples per module. Default 32")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random null. Default 0")
+    parser.add_argument("--samples", type=int, help="random-null samples per module. Default 32")
+    parser.add_argument("--seed", type=int, help="seed of the random null. Default 0")
     parser.add_argument("--projector", choices=["paper", "exact"], default="paper",
                         help="paper: C = V V^T / ||V||_F (default, as SPLoRA's code); exact: U_k U_k^T")
-    parser.add_argument("--rank", type=int, default=None, help="k for --projector exact (default: the numerical rank of V)")
+    parser.add_argument("--rank", type=int, help="k for --projector exact (default: the numerical rank of V)")
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    from .cli import refuse_inapplicable
+
+    number, empirical = args.select == "number", args.variant == "empirical"
+    random_null = empirical and args.null in (None, "random")
+    refuse_inapplicable(args, num_prune=(number, "--select number"), threshold=(not number, "--select threshold"),
+                        null=(empirical, "--variant empirical"), samples=(random_null, "--variant empirical --null random"),
+                        seed=(random_null, "--variant empirical --null random"), rank=(args.projector == "exact", "--projector exact"))
     report = splora_dir(
-        args.adapter, args.base, args.aligned, args.out, select=args.select,
-        k=args.num_prune if args.select == "number" else None,
-        threshold=args.threshold if args.select == "threshold" else None,
-        prune=args.prune, variant=args.variant, null=args.null, samples=args.samples, seed=args.seed,
-        projector=args.projector, rank=args.rank,
+        args.adapter, args.base, args.aligned, args.out, revision=args.revision, select=args.select, k=args.num_prune,
+        threshold=None if number else (0.0 if args.threshold is None else args.threshold),
+        prune=args.prune, variant=args.variant, null=args.null or "random", samples=32 if args.samples is None else args.samples,
+        seed=args.seed or 0, projector=args.projector, rank=args.rank,
     )
     print(f"pruned {report['num_pruned']} of {report['num_modules']} modules ({args.variant} E-DIEM) "
           f"in {report['seconds']:.1f} s -> {Path(args.out) / REPORT_NAME}")
