@@ -4,7 +4,7 @@ A folder that exists is used as is. Any other name is read as a hub id (`org/nam
 huggingface_hub's `snapshot_download`: the local Hugging Face cache first ($HF_HUB_CACHE; only the
 cache when $HF_HUB_OFFLINE is set), else a download of `*.safetensors` and `*.json` files only, never
 pickled `.bin` weights; $HF_TOKEN opens gated models, `revision` picks a branch, tag or commit.
-Nothing is loaded here: the weights stay on disk and are streamed one module at a time
+`resolve_pair` does it for a command's --base / --aligned, after checking its OUT. Nothing is loaded here: the weights stay on disk and are streamed one module at a time
 (`weights.Checkpoint`). Every failure is one InputError line: offline, gated, unknown, no safetensors.
 """
 
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import InputError
+from .outputs import check_new_output
 
 DOWNLOAD_PATTERNS = ("*.safetensors", "*.json")  # weights (safetensors only), config, shard index
 EXAMPLE_ID = "meta-llama/Llama-2-7b-hf"
@@ -51,3 +52,16 @@ def resolve_model(name: str | os.PathLike, revision: str | None = None, option: 
         raise InputError(f"{option} {name}{at} has no safetensors weights on the hub (only pickled .bin files, which are never loaded here).",
                          "use a revision or repository that ships .safetensors, or convert it with save_pretrained(safe_serialization=True).")
     return folder
+
+
+def resolve_pair(base, aligned, revision: str | None = None, out=None, inputs=()) -> tuple[Path, Path]:
+    """A command's --base and --aligned as folders. OUT (if given) is checked first, against the inputs as
+    named, and again against the resolved folders: a bad OUT never costs a download or a scoring pass."""
+    if revision is not None and Path(base).is_dir() and Path(aligned).is_dir():
+        raise InputError(f"--revision {revision} applies to hub ids, and --base and --aligned are both folders.", "drop --revision.")
+    if out is not None:
+        check_new_output(out, [*inputs, base, aligned])
+    folders = resolve_model(base, revision, "--base"), resolve_model(aligned, revision, "--aligned")
+    if out is not None:
+        check_new_output(out, folders)
+    return folders

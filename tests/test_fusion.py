@@ -179,8 +179,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(adapters, foreign_adapter,
         "foreign": ["--adapters", dirs[0], foreign_adapter, "--weights", 0.5, 0.5],
         "base_name": ["--adapters", dirs[1], _renamed(dirs[1], tmp_path / "renamed"), "--weights", 0.5, 0.5],
         "strict": ["--adapters", dirs[0], dirs[2], "--weights", 0.5, 0.5, "--require-same-modules"],
-        "not_adapter": ["--adapters", dirs[0], tmp_path, "--weights", 0.5, 0.5],
+        "not_adapter": ["--adapters", dirs[0], tmp_path / "plain", "--weights", 0.5, 0.5],
     }[case]
+    (tmp_path / "plain").mkdir()  # a folder that is no adapter (OUT must not lie inside it)
     if case == "exists":
         out.mkdir()
         (out / "keep.txt").write_text("mine")

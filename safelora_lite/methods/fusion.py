@@ -21,7 +21,8 @@ Policy for adapters that do not cover the same modules: by default the fused ada
 UNION, and a module missing from an adapter contributes zero from that adapter (exactly what its
 update is there). `require_same_modules=True` (CLI `--require-same-modules`) refuses instead.
 Ranks may differ (the fused rank of a module is the sum of its inputs' ranks); shapes, base model
-and `fan_in_fan_out` must agree, and weights must be finite (negative weights subtract).
+(by name: a hub id, a local folder and a hub-cache snapshot of one model agree, `model_name`) and
+`fan_in_fan_out` must agree, and weights must be finite (negative weights subtract).
 """
 
 import math
@@ -32,6 +33,7 @@ import torch
 
 from safelora_lite.adapters.lora_io import PEFT_PREFIX, LoraAdapter, LoraModule, adapter_from_peft_model, read_adapter, write_adapter
 from safelora_lite.errors import InputError
+from safelora_lite.outputs import check_new_output
 
 REPORT_NAME = "fusion_report.json"
 
@@ -51,7 +53,7 @@ def _check_weights(n_adapters: int, weights) -> list[float]:
 def _check_compatible(adapters: list[LoraAdapter], require_same_modules: bool) -> None:
     """Refuse what cannot be summed exactly: other base models, other shapes, extra tensors."""
     bases = {a.base_model for a in adapters if a.base_model}
-    if len(bases) > 1:
+    if len({model_name(b) for b in bases}) > 1:
         raise InputError(f"the adapters were trained on different base models: {sorted(bases)}.",
                          "fuse only adapters of the same base model.")
     for i, a in enumerate(adapters):
@@ -76,6 +78,17 @@ def _check_compatible(adapters: list[LoraAdapter], require_same_modules: bool) -
             if missing:
                 raise InputError(f"adapter {i} has no module {missing[0]} ({len(missing)} missing).",
                                  "fuse adapters with the same target modules, or drop --require-same-modules.")
+
+
+def model_name(name_or_path: str) -> str:
+    """What names one base model, whether given as a hub id (`meta-llama/Llama-2-7b-hf`), a local folder
+    (`/models/Llama-2-7b-hf`) or a Hugging Face cache snapshot (`.../models--meta-llama--Llama-2-7b-hf/snapshots/<hash>`):
+    the model's own name, lower-cased (`llama-2-7b-hf`)."""
+    parts = Path(str(name_or_path).rstrip("/")).parts
+    for i, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[i + 1] == "snapshots":
+            return part.split("--")[-1].lower()
+    return parts[-1].lower() if parts else ""
 
 
 def _fused_config(adapters: list[LoraAdapter], names: list[str]) -> dict:
@@ -135,11 +148,7 @@ def fusion_report(adapters: list[LoraAdapter], weights, fused: LoraAdapter, sour
 
 def fuse(adapter_dirs: list[str | os.PathLike], weights, out: str | os.PathLike, require_same_modules: bool = False) -> Path:
     """Fuse adapter directories into the NEW directory `out` (PEFT adapter + fusion_report.json)."""
-    if Path(out).exists():  # fail before any work; write_adapter checks again atomically
-        raise InputError(f"output directory {out} already exists.", "choose a new --out path.")
-    resolved = {Path(d).resolve() for d in adapter_dirs}
-    if Path(out).resolve() in resolved:
-        raise InputError(f"--out {out} is one of the input adapters.", "write the fused adapter to a new directory.")
+    check_new_output(out, adapter_dirs)  # before any work; write_adapter checks again atomically
     adapters = [read_adapter(d) for d in adapter_dirs]
     fused = fuse_adapters(adapters, weights, require_same_modules=require_same_modules)
     report = fusion_report(adapters, weights, fused, sources=[str(d) for d in adapter_dirs])

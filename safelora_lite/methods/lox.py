@@ -21,7 +21,7 @@ output head are the aligned model's.
 
 Python:  `extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha=0.5, k=4)`;
          `extrapolated_world(world, alpha, k)` for the toy world (cached, attackable).
-CLI:     `safelora-lite lox --base DIR --aligned DIR --out DIR --alpha A --k K`
+CLI:     `safelora-lite lox --base DIR|ID --aligned DIR|ID --out DIR --alpha A --k K`
 """
 
 import json
@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.adapters.lora_io import new_output_dir
 from safelora_lite.errors import InputError
 from safelora_lite.adapters.weights import INDEX_FILE, SINGLE_FILE, Checkpoint, check_same_architecture
@@ -88,8 +89,10 @@ def _shards(aligned: Checkpoint) -> dict[str, list[str]]:
 
 
 def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int, modules=DEFAULT_MODULES,
-                           progress: bool = False) -> dict:
+                           progress: bool = False, revision: str | None = None) -> dict:
     """Write the LoX model W_aligned + alpha * rank_k(W_aligned - W_base) to the NEW folder `out_dir`.
+
+    base_dir / aligned_dir are folders or hub ids (at `revision`); `out_dir` is checked before any weight is read.
 
     Streams one matrix at a time and one output shard at a time; returns the report (also saved
     as `out_dir/lox_report.json`): per matrix its ||dW_align||_F, the energy fraction rank k keeps
@@ -99,7 +102,7 @@ def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int,
 
     _check_args(alpha, k)
     modules = tuple(modules)
-    base, aligned = Checkpoint(base_dir), Checkpoint(aligned_dir)
+    base, aligned = (Checkpoint(folder) for folder in resolve_pair(base_dir, aligned_dir, revision, out=out_dir))
     check_same_architecture(base, aligned)
     targets = [key for key in aligned.keys() if is_target(key, modules)]
     if not targets:
@@ -140,7 +143,7 @@ def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int,
             if item.is_file() and not item.name.endswith(".safetensors") and item.name != REPORT_NAME:
                 shutil.copy2(item, tmp / item.name)
         report = {"method": "lox", "alpha": float(alpha), "k": k, "modules": list(modules),
-                  "base": str(base.path), "aligned": str(aligned.path), "num_matrices": len(rows),
+                  "base": str(base_dir), "aligned": str(aligned_dir), "revision": revision, "num_matrices": len(rows),
                   "seconds": round(time.perf_counter() - start, 3), "matrices": rows}
         (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -153,7 +156,8 @@ def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, pro
     tag = f"alpha{float(alpha):g}-k{k}" + ("" if tuple(modules) == DEFAULT_MODULES else "-" + "+".join(modules))
     root = Path(world.root) / "lox" / tag
     if not (root / "aligned" / REPORT_NAME).is_file():
-        try:
+        root.mkdir(parents=True, exist_ok=True)
+        try:  # a cache entry: another process that finished it first wins (new_output_dir refuses the second)
             extrapolate_checkpoint(world.base_dir, world.aligned_dir, root / "aligned", alpha, k, modules, progress)
         except InputError:
             if not (root / "aligned" / REPORT_NAME).is_file():  # not someone else's finished copy
@@ -162,13 +166,13 @@ def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, pro
 
 
 def add_command(subparsers) -> None:
+    from .cli import add_pair_arguments
+
     parser = subparsers.add_parser(
         "lox", help="LoX: extrapolate the alignment (W_aligned + alpha * rank_k(W_aligned - W_base)) before fine-tuning.",
         description="Writes a NEW checkpoint directory OUT (weights, config, tokenizer, lox_report.json); inputs are never touched.",
     )
-    parser.add_argument("--base", required=True, help="unaligned base checkpoint directory (safetensors)")
-    parser.add_argument("--aligned", required=True, help="aligned checkpoint directory (safetensors)")
-    parser.add_argument("--out", required=True, help="new output directory (must not exist)")
+    add_pair_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.5, help="extrapolation factor alpha (0 = the aligned model). Default 0.5")
     parser.add_argument("--k", type=int, default=0, help="rank of the extrapolated alignment; 0 = the full difference. Default 0")
     parser.add_argument("--modules", nargs="+", default=list(DEFAULT_MODULES), metavar="NAME",
@@ -177,7 +181,7 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    report = extrapolate_checkpoint(args.base, args.aligned, args.out, args.alpha, args.k, args.modules)
+    report = extrapolate_checkpoint(args.base, args.aligned, args.out, args.alpha, args.k, args.modules, revision=args.revision)
     print(f"extrapolated {report['num_matrices']} matrices (alpha={args.alpha:g}, k={args.k}) in {report['seconds']:.1f} s "
           f"-> {Path(args.out) / REPORT_NAME}")
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, write_adapter
 from safelora_lite.methods.salora.checkpoint import SaLoRACheckpoint, load_checkpoint
 from safelora_lite.methods.salora.model import subspace_fraction
+from safelora_lite.outputs import check_new_output
 
 REPORT_NAME = "salora_export_report.json"
 
@@ -47,7 +48,8 @@ def export_adapter(checkpoint: SaLoRACheckpoint) -> tuple[LoraAdapter, dict]:
 
 
 def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Read a SaLoRA checkpoint and write the exported adapter to the NEW directory `out`."""
+    """Read a SaLoRA checkpoint and write the exported adapter to the NEW directory `out` (checked first)."""
+    check_new_output(out, [checkpoint_dir])
     adapter, report = export_adapter(load_checkpoint(checkpoint_dir))
     return write_adapter(adapter, out, files={REPORT_NAME: report}, rewrite_config=True)
 
