@@ -25,6 +25,7 @@ def test_course_runs_notebook_00(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(out), "-p", "seed", "3"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "without encryption" not in proc.stderr  # the kernel's transport warning is not the user's business
     assert (out / "notebooks" / "00_start_here.ipynb").exists()
     assert (out / "notebooks" / "00_start_here.html").stat().st_size > 1000
     assert json.loads((out / "results" / "00_start_here.json").read_text())["all_passed"] is True

@@ -104,6 +104,8 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
     """Execute one notebook into OUT/notebooks, render it to HTML; return its status and time."""
     import papermill
 
+    from .kernels import kernel_options
+
     executed = out / "notebooks" / notebook.name
     results_path = (out / "results" / f"{notebook.stem}.json").resolve()
     params = {**parameters, "results_path": str(results_path)}
@@ -112,7 +114,7 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
     try:
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=params, cwd=str(notebook.parent),
-            kernel_name="python3", progress_bar=False, log_output=log_output,
+            kernel_name="python3", progress_bar=False, log_output=log_output, **kernel_options(),
         )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         status, error = "failed", " ".join(str(exc).split())[:500]
