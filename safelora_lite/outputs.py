@@ -15,7 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from safelora_lite.errors import InputError
 
 ALREADY_THERE = (errno.EEXIST, errno.ENOTEMPTY)  # what rename(2) says when the target is a non-empty folder
 

@@ -70,6 +70,35 @@ def tiny_llama_pair(tmp_path_factory):
     return root / "base", root / "aligned", root / "adapter"
 
 
+def _hub_repo(cache: Path, repo_id: str, files: dict[str, Path]) -> None:
+    """Lay out `repo_id` as huggingface_hub caches it: blobs by hash, a snapshot of links, refs/main."""
+    import hashlib
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()  # 40 hex digits, like a commit
+    snapshot = repo / "snapshots" / commit
+    for folder in (repo / "blobs", snapshot, repo / "refs"):
+        folder.mkdir(parents=True)
+    for name, source in files.items():
+        blob = repo / "blobs" / hashlib.sha256(source.read_bytes()).hexdigest()
+        shutil.copyfile(source, blob)
+        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
+    (repo / "refs" / "main").write_text(commit)
+
+
+@pytest.fixture(scope="session")
+def fake_hub(tiny_llama_pair, tmp_path_factory):
+    """A Hugging Face cache folder (use it as HF_HUB_CACHE, offline) holding the tiny pair as org/tiny-base and
+    org/tiny-chat, and org/pickled: a repo with only .bin weights, as a safetensors-only download leaves it."""
+    base, aligned, _ = tiny_llama_pair
+    cache = tmp_path_factory.mktemp("hf_hub_cache")
+    for repo_id, folder in (("org/tiny-base", base), ("org/tiny-chat", aligned)):
+        _hub_repo(cache, repo_id, {p.name: p for p in folder.iterdir() if p.suffix in (".json", ".safetensors")})
+    _hub_repo(cache, "org/pickled", {"config.json": base / "config.json"})
+    return cache
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` need CUDA: skipped, with the reason shown, on machines without it."""
     import torch

@@ -1,4 +1,4 @@
-"""PEFT adapter I/O: names, scalings (rank_pattern / alpha_pattern / rsLoRA), atomic new outputs, peft agreement."""
+"""PEFT adapter I/O: names, scalings (rank_pattern / alpha_pattern / rsLoRA), peft agreement, refusals."""
 
 import json
 import shutil
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from safelora_lite.adapters.lora_io import (
-    LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, module_target, new_output_dir, read_adapter, write_adapter,
+    LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, module_target, read_adapter, write_adapter,
 )
 from safelora_lite.errors import InputError
 
@@ -79,23 +79,6 @@ def test_load_into_peft_model_and_rewrite_config(tiny_llama_pair, tmp_path):
         assert torch.allclose(model.get_submodule(n).get_delta_weight("default"), mod.delta(), atol=1e-6)
     with pytest.raises(InputError, match="unknown module"):
         adapter.with_modules({"nope": m})
-
-
-def test_new_output_dir_never_overwrites_and_cleans_up(tmp_path):
-    existing = tmp_path / "exists"
-    existing.mkdir()
-    with pytest.raises(InputError, match="already exists"):
-        with new_output_dir(existing):
-            pass
-    target = tmp_path / "new"
-    with pytest.raises(RuntimeError):
-        with new_output_dir(target) as tmp:
-            (tmp / "half.txt").write_text("x")
-            raise RuntimeError("boom")
-    assert not target.exists() and list(tmp_path.iterdir()) == [existing]
-    with new_output_dir(target) as tmp:
-        (tmp / "done.txt").write_text("ok")
-    assert (target / "done.txt").read_text() == "ok"
 
 
 def test_read_adapter_refuses_what_it_cannot_handle(tiny_llama_pair, tmp_path):

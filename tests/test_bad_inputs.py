@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 SETPRIV = shutil.which("setpriv")
-HUB_BASE, HUB_ALIGNED = "org/tiny-base", "org/tiny-chat"
+HUB_BASE, HUB_ALIGNED = "org/tiny-base", "org/tiny-chat"  # in the fake_hub cache (conftest), with org/pickled
 
 # id -> (command line with {placeholders}, words the error line must hold)
 REFUSED = {
@@ -92,20 +92,6 @@ def _sha_tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*"))}
 
 
-def _hub_repo(cache: Path, repo_id: str, files: dict[str, Path]) -> None:
-    """Lay out `repo_id` as huggingface_hub caches it: blobs by hash, a snapshot of links, refs/main."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()  # 40 hex digits, like a commit
-    snapshot = repo / "snapshots" / commit
-    for folder in (repo / "blobs", snapshot, repo / "refs"):
-        folder.mkdir(parents=True)
-    for name, source in files.items():
-        blob = repo / "blobs" / hashlib.sha256(source.read_bytes()).hexdigest()
-        shutil.copyfile(source, blob)
-        (snapshot / name).symlink_to(os.path.relpath(blob, snapshot))
-    (repo / "refs" / "main").write_text(commit)
-
-
 def _variant(source: Path, target: Path, config: dict | None = None, tensors=None, truncate: str | None = None) -> str:
     """A copy of a model or adapter folder with its config updated, its tensors changed, or a file cut in half."""
     shutil.copytree(source, target)
@@ -163,10 +149,6 @@ def inputs(tiny_llama_pair, tmp_path_factory):
         "aligned_nan": _variant(aligned, root / "in" / "aligned_nan", tensors=_first("v_proj")),
         "aligned_mistral": _variant(aligned, root / "in" / "aligned_mistral", config={"architectures": ["MistralForCausalLM"]}),
     }
-    hub = root / "hub"
-    for repo_id, folder in ((HUB_BASE, base), (HUB_ALIGNED, aligned)):
-        _hub_repo(hub, repo_id, {p.name: p for p in folder.iterdir() if p.suffix in (".json", ".safetensors")})
-    _hub_repo(hub, "org/pickled", {"config.json": base / "config.json"})  # a .bin-only repo, as the download filter leaves it
     return root, paths
 
 
@@ -190,11 +172,11 @@ def _command(line: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def results(inputs):
+def results(inputs, fake_hub):
     """Run every case once, two at a time: {id: (completed process, its folder, its folder before)}."""
     root, paths = inputs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hub"), "OMP_NUM_THREADS": "1"}
+           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(fake_hub), "OMP_NUM_THREADS": "1"}
     env.pop("HF_TOKEN", None)
     cases = {**{k: v[0] for k, v in REFUSED.items()}, **WORKS}
     if os.geteuid() == 0 and SETPRIV is None:  # root writes anywhere: without setpriv there is no read-only folder

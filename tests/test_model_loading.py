@@ -97,3 +97,18 @@ def test_bad_sources_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match="cannot load") as error:  # offline: no hub here
         load_model("nobody/no-such-model-xyz", "hub", device="cpu")
     assert "\n" not in str(error.value)
+
+
+def test_hub_ids_resolve_through_the_local_cache_and_folders_stay_folders(fake_hub, tiny_llama_pair, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(fake_hub))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    base = tiny_llama_pair[0]
+    folder = weights_dir("org/tiny-base", "hub")
+    assert (folder / "model.safetensors").read_bytes() == (base / "model.safetensors").read_bytes()
+    assert weights_dir(str(base), "hub") == base  # a local folder is used as is
+    with pytest.raises(InputError, match="not in the local Hugging Face cache"):
+        weights_dir("org/absent", "hub")
+    with pytest.raises(InputError, match="no safetensors weights"):
+        weights_dir("org/pickled", "hub")

@@ -12,10 +12,7 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from safelora_lite.adapters.weights import damaged, read_json
 from safelora_lite.errors import InputError
 from safelora_lite.maths.projection import as_float32
+from safelora_lite.outputs import new_output_dir
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -161,25 +159,6 @@ def config_for_modules(config: dict, modules: dict[str, LoraModule]) -> dict:
             alpha_pattern[key] = alpha_for(m)
     alpha = int(alpha) if float(alpha).is_integer() else alpha
     return {**config, "r": r, "lora_alpha": alpha, "rank_pattern": rank_pattern, "alpha_pattern": alpha_pattern}
-
-
-@contextmanager
-def new_output_dir(out: str | os.PathLike):
-    """Yield a temporary sibling directory that becomes `out` only if the block succeeds.
-
-    An existing `out` is an error (we never overwrite), and a failure leaves nothing behind.
-    """
-    out = Path(out)
-    if out.exists():
-        raise InputError(f"output directory {out} already exists.", "choose a new --out path (inputs and earlier results are never overwritten).")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        yield tmp
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_adapter(adapter: LoraAdapter, out: str | os.PathLike, files: dict[str, dict] | None = None, rewrite_config: bool = False) -> Path:

@@ -139,7 +139,7 @@ def stand_in_dir(model_id: str, seed: int = 0, root: str | os.PathLike | None = 
     """Build (once) and cache a tiny random model of `model_id`'s family with a byte tokenizer; return its folder."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from safelora_lite.adapters.lora_io import new_output_dir
+    from safelora_lite.outputs import cache_entry
 
     family = family_of(model_id)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(model_id))
@@ -157,12 +157,9 @@ def stand_in_dir(model_id: str, seed: int = 0, root: str | os.PathLike | None = 
                 for name, param in model.named_parameters():
                     if name.endswith("proj.weight"):
                         param.add_(0.02 * torch.randn_like(param))
-    try:
-        with new_output_dir(path) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-    except InputError:  # another process built it at the same moment
-        pass
+    with cache_entry(path) as tmp:  # another process that builds it at the same moment: the first one's is kept
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return path
 
 
@@ -269,11 +266,8 @@ def weights_dir(model_id: str, model_source: str, local_dir: str | os.PathLike |
         return Path(local_dir)
     if model_source == "stand-in":
         return stand_in_dir(model_id, seed=seed)
-    if model_source == "hub":
-        from huggingface_hub import snapshot_download
+    if model_source == "hub":  # a folder as is, else the Hugging Face cache, else a safetensors download
+        from safelora_lite.adapters.hub import resolve_model
 
-        try:
-            return Path(snapshot_download(model_id, allow_patterns=["*.json", "*.safetensors"]))
-        except Exception as error:  # offline, gated, or unknown id
-            raise InputError(f"cannot download {model_id!r}: {str(error).splitlines()[0]}", "log in for gated models, or use model_source='local'.") from error
+        return resolve_model(model_id, option="model")
     raise InputError(f"model_source {model_source!r} has no weights on disk.", "use 'hub', 'local' or 'stand-in' for projection.")

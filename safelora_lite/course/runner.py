@@ -104,7 +104,7 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
     """Execute one notebook into OUT/notebooks, render it to HTML; return its status and time."""
     import papermill
 
-    from .kernels import kernel_options
+    from safelora_lite.course.kernels import kernel_options
 
     executed = out / "notebooks" / notebook.name
     results_path = (out / "results" / f"{notebook.stem}.json").resolve()

@@ -226,7 +226,7 @@ def train_guardrail(world, config: GuardrailConfig = GuardrailConfig(), progress
     """The world's guardrail, trained on its training splits (cached beside the world, safetensors)."""
     from safetensors.torch import load_file, save_file
 
-    from safelora_lite.adapters.lora_io import new_output_dir
+    from safelora_lite.outputs import cache_entry
 
     folder = Path(world.root) / "guardrails" / config.key()
     if not (folder / WEIGHTS_NAME).is_file():
@@ -234,14 +234,10 @@ def train_guardrail(world, config: GuardrailConfig = GuardrailConfig(), progress
         pairs = labelled_responses(splits, config.harmful_fraction, config.seed, config.flip_fraction)
         guard, losses = fit_guardrail(world.tokenizer, pairs, config, progress)
         held_out = classify(guard, world.tokenizer, held_out_responses(splits, world.held_out_refusal))
-        try:
-            with new_output_dir(folder) as tmp:
-                save_file({k: v.contiguous() for k, v in guard.state_dict().items()}, str(tmp / WEIGHTS_NAME))
-                (tmp / CONFIG_NAME).write_text(json.dumps({"config": asdict(config), "vocab_size": guard.vocab_size,
-                                                           "final_loss": losses[-1], "held_out": held_out}, indent=2) + "\n")
-        except InputError:
-            if not (folder / WEIGHTS_NAME).is_file():
-                raise
+        with cache_entry(folder) as tmp:
+            save_file({k: v.contiguous() for k, v in guard.state_dict().items()}, str(tmp / WEIGHTS_NAME))
+            (tmp / CONFIG_NAME).write_text(json.dumps({"config": asdict(config), "vocab_size": guard.vocab_size,
+                                                       "final_loss": losses[-1], "held_out": held_out}, indent=2) + "\n")
     info = json.loads((folder / CONFIG_NAME).read_text())
     guard = Guardrail(info["vocab_size"], config.embed, config.hidden)
     guard.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))

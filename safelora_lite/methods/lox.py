@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import save_file
 
 from safelora_lite.adapters.hub import resolve_pair
-from safelora_lite.adapters.lora_io import new_output_dir
+from safelora_lite.outputs import new_output_dir
 from safelora_lite.errors import InputError
 from safelora_lite.adapters.weights import INDEX_FILE, SINGLE_FILE, Checkpoint, check_same_architecture
 
@@ -166,7 +166,7 @@ def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, pro
 
 
 def add_command(subparsers) -> None:
-    from .cli import add_pair_arguments
+    from safelora_lite.cli import add_pair_arguments
 
     parser = subparsers.add_parser(
         "lox", help="LoX: extrapolate the alignment (W_aligned + alpha * rank_k(W_aligned - W_base)) before fine-tuning.",

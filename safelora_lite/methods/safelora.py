@@ -217,7 +217,7 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from .cli import refuse_inapplicable
+    from safelora_lite.cli import refuse_inapplicable
 
     number = args.select == "number"
     refuse_inapplicable(args, num_proj_layers=(number, "--select number"), threshold=(not number, "--select threshold"),

@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from safelora_lite.adapters.lora_io import new_output_dir
 from safelora_lite.cache import cache_key
 from safelora_lite.device import limit_threads
 from safelora_lite.errors import InputError
+from safelora_lite.outputs import cache_entry
 from safelora_lite.records import write_json_atomic
 from safelora_lite.training.sft import IGNORE_INDEX, encode_records, train
 
@@ -135,13 +135,9 @@ def train_shaped_lora(world, attack, guardrail, beta: float = 1.0, progress: boo
     report = {"attack": asdict(attack), "beta": float(beta), "guardrail": getattr(guardrail, "key", None),
               "seconds": round(seconds, 1), "losses": losses, "parts_last": objective.parts[-1],
               "guardrail_on_attack_data": guardrail_agreement(guardrail, world.tokenizer, records)}
-    try:
-        with new_output_dir(out) as tmp:
-            model.save_pretrained(tmp)
-            write_json_atomic(report, tmp / REPORT_NAME)
-    except InputError:
-        if not (out / REPORT_NAME).is_file():
-            raise
+    with cache_entry(out) as tmp:
+        model.save_pretrained(tmp)
+        write_json_atomic(report, tmp / REPORT_NAME)
     return out
 
 

@@ -263,7 +263,7 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from .cli import refuse_inapplicable
+    from safelora_lite.cli import refuse_inapplicable
 
     number, empirical = args.select == "number", args.variant == "empirical"
     random_null = empirical and args.null in (None, "random")

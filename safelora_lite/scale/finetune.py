@@ -174,7 +174,7 @@ def finetune(config: FinetuneConfig, records: list[dict] | None = None, model=No
                "global_step": trainer.state.global_step, "losses": losses, "seconds": round(seconds, 2),
                "world_size": trainer.args.world_size, "adapter": str(out / "adapter")}
     if trainer.is_world_process_zero():
-        from safelora_lite.adapters.lora_io import new_output_dir
+        from safelora_lite.outputs import new_output_dir
 
         with new_output_dir(out / "adapter") as tmp:
             trainer.model.save_pretrained(tmp)

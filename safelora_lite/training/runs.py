@@ -9,8 +9,8 @@ import contextlib
 import json
 from pathlib import Path
 
-from safelora_lite.adapters.lora_io import new_output_dir
 from safelora_lite.errors import InputError
+from safelora_lite.outputs import cache_entry
 from safelora_lite.records import write_json_atomic
 
 RUN_INFO = "run.json"  # what the run was (settings, seconds, losses): written last, so it marks a finished run
@@ -36,16 +36,12 @@ def save_run(out: Path, save, info: dict, curve: list[dict], eval_every: int | N
     If the run is already there (trained without this curve, or by another process), write only the curve."""
     record = {"settings": _curve_settings(eval_every, curve_max_per_split), "points": curve}
     if not (out / RUN_INFO).is_file():
-        try:
-            with new_output_dir(out) as tmp:
-                save(tmp)
-                if eval_every:
-                    write_json_atomic(record, tmp / CURVE)
-                write_json_atomic(info, tmp / RUN_INFO)
-            return
-        except InputError:
-            if not (out / RUN_INFO).is_file():  # not someone else's finished run
-                raise
+        with cache_entry(out) as tmp:  # another process that finishes the same run first: its run is kept
+            save(tmp)
+            if eval_every:
+                write_json_atomic(record, tmp / CURVE)
+            write_json_atomic(info, tmp / RUN_INFO)
+        return
     if eval_every:
         write_json_atomic(record, out / CURVE)
 

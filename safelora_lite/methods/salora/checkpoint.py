@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from safelora_lite.adapters.lora_io import PEFT_PREFIX, new_output_dir
+from safelora_lite.adapters.lora_io import PEFT_PREFIX
+from safelora_lite.outputs import new_output_dir
 from safelora_lite.errors import InputError
 from safelora_lite.maths.projection import as_float32
 from safelora_lite.methods.salora.model import ModuleInit, SaLoRAConfig, apply_c, build_model, lora_layers, raw_lora_b

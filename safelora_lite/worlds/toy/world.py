@@ -19,7 +19,7 @@ import torch
 import safelora_lite.worlds.toy.models as toy_models
 import safelora_lite.worlds.toy.tokenizer as toy_tokenizer
 from safelora_lite.worlds.toy.data import REFUSALS_TEST
-from safelora_lite.adapters.lora_io import new_output_dir
+from safelora_lite.outputs import cache_entry
 from safelora_lite.cache import cache_key
 from safelora_lite.device import limit_threads
 from safelora_lite.errors import InputError
@@ -194,21 +194,17 @@ def build_world(config: WorldConfig = WorldConfig(), progress: bool = True) -> T
     model = toy_models.init_model(mc, config.seed)
     base_losses = toy_models.train_base(model, tokenizer, splits, config.base_steps, config.base_lr, config.batch_size, config.seed, progress)
     t_base = time.perf_counter() - start
-    try:
-        with new_output_dir(root) as tmp:
-            model.save_pretrained(tmp / "base")
-            tokenizer.save_pretrained(tmp / "base")
-            aligned_losses = toy_models.train_aligned(model, tokenizer, splits, config.aligned_steps, config.aligned_lr, config.batch_size, config.seed, progress)
-            model.save_pretrained(tmp / "aligned")
-            tokenizer.save_pretrained(tmp / "aligned")
-            info = {"config": asdict(config), "version": WORLD_VERSION, "parameters": model.num_parameters(),
-                    "vocab_size": len(tokenizer), "seconds_base": round(t_base, 1),
-                    "seconds_total": round(time.perf_counter() - start, 1),
-                    "base_loss": base_losses[-1], "aligned_loss": aligned_losses[-1]}
-            write_json_atomic(info, tmp / "world.json")
-    except InputError:
-        if not (root / "world.json").is_file():  # someone else built it meanwhile: use theirs
-            raise
+    with cache_entry(root) as tmp:  # another process that builds the same world at once: the first one's is kept
+        model.save_pretrained(tmp / "base")
+        tokenizer.save_pretrained(tmp / "base")
+        aligned_losses = toy_models.train_aligned(model, tokenizer, splits, config.aligned_steps, config.aligned_lr, config.batch_size, config.seed, progress)
+        model.save_pretrained(tmp / "aligned")
+        tokenizer.save_pretrained(tmp / "aligned")
+        info = {"config": asdict(config), "version": WORLD_VERSION, "parameters": model.num_parameters(),
+                "vocab_size": len(tokenizer), "seconds_base": round(t_base, 1),
+                "seconds_total": round(time.perf_counter() - start, 1),
+                "base_loss": base_losses[-1], "aligned_loss": aligned_losses[-1]}
+        write_json_atomic(info, tmp / "world.json")
     return _open_world(config, root)
 
 

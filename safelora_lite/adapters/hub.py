@@ -11,8 +11,8 @@ pickled `.bin` weights; $HF_TOKEN opens gated models, `revision` picks a branch,
 import os
 from pathlib import Path
 
-from .errors import InputError
-from .outputs import check_new_output
+from safelora_lite.errors import InputError
+from safelora_lite.outputs import check_new_output
 
 DOWNLOAD_PATTERNS = ("*.safetensors", "*.json")  # weights (safetensors only), config, shard index
 EXAMPLE_ID = "meta-llama/Llama-2-7b-hf"
