@@ -13,7 +13,7 @@ from safelora_lite import cli
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, read_adapter
 from safelora_lite.errors import InputError
 from safelora_lite.worlds import toy as tw
-from safelora_lite.methods.fusion import REPORT_NAME, fuse, fuse_adapters, fuse_peft_model, fused_delta, linear_mix
+from safelora_lite.methods.fusion import REPORT_NAME, fuse, fuse_adapters, fuse_peft_model, fused_delta, linear_mix, model_name
 
 
 def _lora(model_dir, out, seed, **config):
@@ -232,3 +232,10 @@ def test_sweet_spot_rule_and_weights():
            for w, r, o, t in [(0.0, 0.1, 0.0, 0.9), (0.4, 0.8, 0.1, 0.85), (0.6, 0.9, 0.1, 0.5), (0.8, 0.8, 0.1, 0.88)]]
     assert sweet_spot(pts, task_floor=0.8)["weight"] == 0.4  # 0.6 refuses more but loses the task; tie 0.4 / 0.8 -> 0.4
     assert sweet_spot(pts, task_floor=0.95) is None
+
+
+def test_one_base_model_by_hub_id_folder_or_cache_snapshot():
+    names = ["meta-llama/Llama-2-7b-hf", "/models/Llama-2-7b-hf/", "Llama-2-7b-hf",
+             "/root/.cache/huggingface/hub/models--meta-llama--Llama-2-7b-hf/snapshots/01c7f73d771dfac7d292323805ebc428287df4f9"]
+    assert {model_name(n) for n in names} == {"llama-2-7b-hf"}
+    assert model_name("meta-llama/Llama-2-7b-chat-hf") != model_name("meta-llama/Llama-2-7b-hf")

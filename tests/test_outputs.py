@@ -45,7 +45,7 @@ def test_two_processes_fill_one_empty_cache_entry(tmp_path):
 
 def test_two_processes_build_one_stand_in_model(tmp_path):
     """The course's own cache: two processes that need the same not-yet-built model both get it."""
-    code = ("import sys; from safelora_lite.model_loading import stand_in_dir; from transformers import AutoModelForCausalLM;"
+    code = ("import sys; from safelora_lite.adapters.model_loading import stand_in_dir; from transformers import AutoModelForCausalLM;"
             "path = stand_in_dir('TinyLlama/TinyLlama-1.1B-Chat-v1.0'); AutoModelForCausalLM.from_pretrained(path); print(path)")
     env = {**os.environ, "PYTHONPATH": str(REPO), "SAFELORA_LITE_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
     runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -276,6 +276,7 @@ def _run(args) -> int:
         prune=args.prune, variant=args.variant, null=args.null or "random", samples=32 if args.samples is None else args.samples,
         seed=args.seed or 0, projector=args.projector, rank=args.rank,
     )
-    print(f"pruned {report['num_pruned']} of {report['num_modules']} modules ({args.variant} E-DIEM) "
+    k = f", K={report['k']} ({report['k_rule']})" if number else ""
+    print(f"pruned {report['num_pruned']} of {report['num_modules']} modules ({args.variant} E-DIEM{k}) "
           f"in {report['seconds']:.1f} s -> {Path(args.out) / REPORT_NAME}")
     return 0
