@@ -49,6 +49,30 @@ def test_bad_folders_and_keys(tiny_llama_pair, tmp_path):
         open_weights(42)
 
 
+def test_damaged_shards_are_refused_when_the_checkpoint_is_opened(tiny_llama_pair, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    LlamaForCausalLM.from_pretrained(tiny_llama_pair[0]).save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    shards = sorted((tmp_path / "sharded").glob("*.safetensors"))
+    index = tmp_path / "sharded" / "model.safetensors.index.json"
+    listed = json.loads(index.read_text())
+    key = next(k for k, f in listed["weight_map"].items() if f == shards[0].name)
+    index.write_text(json.dumps({**listed, "weight_map": {**listed["weight_map"], key: shards[-1].name}}))
+    with pytest.raises(InputError, match=f"{shards[-1].name} lacks {key}"):  # an index from another save
+        Checkpoint(tmp_path / "sharded")
+    index.write_text(json.dumps(listed))
+    last = shards[-1].read_bytes()
+    shards[-1].write_bytes(last[: len(last) - 100])  # a download cut short
+    with pytest.raises(InputError, match=f"{shards[-1].name} is truncated or damaged"):
+        Checkpoint(tmp_path / "sharded")
+    shards[-1].unlink()
+    with pytest.raises(InputError, match=f"{shards[-1].name}, listed in model.safetensors.index.json, is missing"):
+        Checkpoint(tmp_path / "sharded")
+    index.write_text(index.read_text()[:-10])
+    with pytest.raises(InputError, match="truncated or damaged"):
+        Checkpoint(tmp_path / "sharded")
+
+
 def test_in_memory_weights_match_the_checkpoint(tiny_llama_pair):
     from transformers import LlamaForCausalLM
 
