@@ -36,6 +36,7 @@ from safetensors.torch import save_file
 from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.outputs import new_output_dir
 from safelora_lite.errors import InputError
+from safelora_lite.options import add_pair_arguments
 from safelora_lite.adapters.weights import INDEX_FILE, SINGLE_FILE, Checkpoint, check_same_architecture
 
 REPORT_NAME = "lox_report.json"
@@ -166,8 +167,6 @@ def extrapolated_world(world, alpha: float, k: int, modules=DEFAULT_MODULES, pro
 
 
 def add_command(subparsers) -> None:
-    from safelora_lite.cli import add_pair_arguments
-
     parser = subparsers.add_parser(
         "lox", help="LoX: extrapolate the alignment (W_aligned + alpha * rank_k(W_aligned - W_base)) before fine-tuning.",
         description="Writes a NEW checkpoint directory OUT (weights, config, tokenizer, lox_report.json); inputs are never touched.",

@@ -27,6 +27,7 @@ import torch
 from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
 from safelora_lite.errors import InputError
+from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
 from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector, select_modules, similarity_of_projected
 from safelora_lite.adapters.weights import check_same_architecture, open_weights
 
@@ -197,8 +198,6 @@ def _check_selection(select: str, k, threshold, num_modules: int) -> None:
 
 
 def add_command(subparsers) -> None:
-    from safelora_lite.cli import add_adapter_pair_arguments
-
     parser = subparsers.add_parser(
         "safe-lora", help="Safe LoRA: project the adapter's drifting modules onto the alignment subspace.",
         description="Writes a NEW adapter directory OUT with safelora_report.json; the input adapter is never touched.",
@@ -217,8 +216,6 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from safelora_lite.cli import refuse_inapplicable
-
     number = args.select == "number"
     refuse_inapplicable(args, num_proj_layers=(number, "--select number"), threshold=(not number, "--select threshold"),
                         rank=(args.projector == "exact", "--projector exact"))

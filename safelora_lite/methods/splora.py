@@ -37,6 +37,7 @@ from safelora_lite.adapters.lora_io import LoraAdapter, adapter_from_peft_model,
 from safelora_lite.adapters.controls import zero_modules
 from safelora_lite.maths.ediem import LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
 from safelora_lite.errors import InputError
+from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
 from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
 from safelora_lite.adapters.weights import open_weights
@@ -236,8 +237,6 @@ def splora_peft_model(model, base, aligned, adapter_name: str = "default", **opt
 
 
 def add_command(subparsers) -> None:
-    from safelora_lite.cli import add_adapter_pair_arguments
-
     parser = subparsers.add_parser(
         "splora", help="SPLoRA: prune the LoRA modules whose E-DIEM distance says they weaken safety.",
         description="Writes a NEW adapter directory OUT with splora_report.json; the input adapter is never touched.",
@@ -263,8 +262,6 @@ def add_command(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from safelora_lite.cli import refuse_inapplicable
-
     number, empirical = args.select == "number", args.variant == "empirical"
     random_null = empirical and args.null in (None, "random")
     refuse_inapplicable(args, num_prune=(number, "--select number"), threshold=(not number, "--select threshold"),
