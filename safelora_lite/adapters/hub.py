@@ -4,8 +4,9 @@ A folder that exists is used as is. Any other name is read as a hub id (`org/nam
 huggingface_hub's `snapshot_download`: the local Hugging Face cache first ($HF_HUB_CACHE; only the
 cache when $HF_HUB_OFFLINE is set), else a download of `*.safetensors` and `*.json` files only, never
 pickled `.bin` weights; $HF_TOKEN opens gated models, `revision` picks a branch, tag or commit.
-`resolve_pair` does it for a command's --base / --aligned, after checking its OUT. Nothing is loaded here: the weights stay on disk and are streamed one module at a time
-(`weights.Checkpoint`). Every failure is one InputError line: offline, gated, unknown, no safetensors.
+`resolve_pair` does it for a command's --base / --aligned, after checking its OUT. Nothing is loaded
+here: the weights stay on disk and are streamed one module at a time (`weights.Checkpoint`). Every
+failure is one InputError line: offline, gated, unknown, no safetensors.
 """
 
 import os
