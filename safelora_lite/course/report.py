@@ -26,7 +26,7 @@ table.figures th{font-weight:normal;color:#555}.num{text-align:right;font-varian
 .name{white-space:nowrap}
 section{border-top:2px solid #ccc;margin-top:2em}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
 .note{color:#666;font-size:.9em}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:.85em;max-height:40em}
-summary{cursor:pointer;color:#0b57d0}img{max-width:100%;border:1px solid #eee}figcaption{color:#666;font-size:.9em}"""
+pre.bad{white-space:pre-wrap}summary{cursor:pointer;color:#0b57d0}img{max-width:100%;border:1px solid #eee}figcaption{color:#666;font-size:.9em}"""
 
 
 def load_json(path: Path) -> dict | None:
@@ -97,7 +97,7 @@ def comparison_html(out: Path) -> str:
             + f'<td class="num">{s["seconds"]:.1f}</td><td>{"yes" if m in fronts.get(attack, []) else ""}</td>'
             f'<td>{verdict(verdicts.get(attack, {}).get(m))}</td></tr>' for m, s in methods.items())
         parts.append(f"<h3>attack: {html.escape(attack)}</h3><table><tr><th>#</th><th>method</th>{head}<th class='num'>extra s</th>"
-                     f"<th>Pareto front</th><th>verdict</th></tr>{body}</table>")
+                     f"<th>Pareto front</th><th>verdict (comparison/verdicts.py)</th></tr>{body}</table>")
     parts.append(f'<figure><img alt="Pareto plot: task accuracy against refusal rate" '
                  f'src="data:image/png;base64,{pareto_png(summary, fronts, numbers)}"><figcaption>Up and to the right '
                  "is better. Error bars: std over seeds; ringed: on the Pareto front (no other method better on both). "
@@ -107,7 +107,7 @@ def comparison_html(out: Path) -> str:
 
 
 def verdict(v: dict | None) -> str:
-    """Notebook 07's verdict against plain LoRA: refusal gained, task accuracy kept, and whether it helps."""
+    """Notebook 07's verdict against plain LoRA (comparison/verdicts.py): refusal gained, task kept, whether it helps."""
     if not v:
         return ""
     kept = f"{v['task_kept']:.0%}" if math.isfinite(v["task_kept"]) else "n/a (no task accuracy to keep)"
