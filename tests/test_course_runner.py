@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from safelora_lite import InputError
-from safelora_lite.course.runner import declared_parameters, load_profile, parse_value, resolve_notebooks
+from safelora_lite.course.profiles import load_profile
+from safelora_lite.course.runner import declared_parameters, parse_value, resolve_notebooks
 
 
 def test_resolve_by_number_and_stem():

@@ -1,7 +1,6 @@
 """On a CUDA GPU: random weights of the real shapes; the planner against the measured peak, and a step time."""
 
 import pytest
-import torch
 
 pytestmark = pytest.mark.gpu
 

@@ -51,7 +51,7 @@ def test_readme_lists_every_notebook_and_both_commands():
 def test_make_run_names_a_course_profile_that_exists():
     import re
 
-    from safelora_lite.course.runner import load_profile
+    from safelora_lite.course.profiles import load_profile
 
     run = (ROOT / "Makefile").read_text().split("\nrun:")[1].split("\n\n")[0]
     (name,) = re.findall(r"--profile (\S+)", run)

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import safelora_lite as sl
-from safelora_lite.adapters.lora_io import read_adapter, write_adapter
+from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.adapters.controls import random_modules, zero_modules
 from safelora_lite.methods.safelora import apply_projection, open_adapter, safe_lora, safe_lora_peft_model, score_adapter
 

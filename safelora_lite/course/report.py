@@ -16,7 +16,8 @@ from safelora_lite.course.course_map import COURSE
 from safelora_lite.course.headlines import fmt_rate, headline_html
 from safelora_lite.course.report_figures import notebook_figures, pareto_png
 from safelora_lite.evaluation.generation import RATES
-from safelora_lite.paths import checkout_dir
+from safelora_lite.course.profiles import load_profile
+from safelora_lite.errors import InputError
 
 COMPARISON = "07_comparison"
 TITLES = {stem: (number, title, teaches) for number, stem, title, teaches, *_ in COURSE}
@@ -51,10 +52,18 @@ def title_of(stem: str) -> str:
     return f"{number} {title}"
 
 
+def known_profile(name: str | None) -> dict | None:
+    """The profile a course ran with, if this checkout still has it (its reasons go in the header)."""
+    try:
+        return load_profile(name) if name else None
+    except InputError:
+        return None
+
+
 def header_html(summary: dict) -> str:
     """Profile and time in a sentence, then every notebook: status, time, what the profile changed and why."""
     runs, name = summary["runs"], summary.get("profile")
-    profile = load_json(checkout_dir() / "configs" / "course" / f"{name}.json") if name else None
+    profile = known_profile(name)
     failed = [r["notebook"] for r in runs if r["status"] != "ok"]
     lines = [f"profile <code>{html.escape(name)}</code>: parameters that differ from the notebooks' defaults, "
              "with their reasons below" if name else "every notebook with its own defaults (no profile)"]

@@ -12,32 +12,17 @@ minutes; with no profile every notebook runs its full defaults. `-p` overrides b
 """
 
 import ast
-import json
 import time
 from pathlib import Path
 
 from safelora_lite.errors import InputError
 from safelora_lite.paths import checkout_dir
+from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
 SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone
-
-
-def profile_dir() -> Path:
-    return checkout_dir() / "configs" / "course"
-
-
-def load_profile(name: str) -> dict:
-    """A course profile by name (configs/course/<name>.json) or path: {"note", "notebooks": {stem: {param: value}}}."""
-    path = Path(name) if name.endswith(".json") else profile_dir() / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(profile_dir().glob("*.json"))) or "none found"
-        raise InputError(f"no course profile {name!r}.", f"use one of: {known}.")
-    profile = json.loads(path.read_text())
-    profile["name"] = path.stem
-    return profile
 
 
 def notebook_dir() -> Path:
