@@ -18,34 +18,24 @@ from safelora_lite.worlds.base import LoraRun
 # ----- the safety adapter ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class SafetyAdapterConfig:
+class SafetyAdapterConfig(LoraRun):
     """A small LoRA adapter trained on harmful request -> refusal conversations, on the aligned model.
 
     n_examples: conversations drawn (with `seed`) from the `refusal_train` split; a fraction
     `borderline_fraction` of them is replaced by borderline requests with helpful answers (0 in the
-    paper's recipe: refusals only). LoRA settings default to the attacks' (AttackConfig).
+    paper's recipe: refusals only). The LoRA run's settings default to the attacks' (60 steps).
     """
 
+    steps: int = 60
     n_examples: int = 100
     borderline_fraction: float = 0.0
-    r: int = 8
-    lora_alpha: int = 16
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    steps: int = 60
-    lr: float = 2e-3
-    batch_size: int = 32
-    seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.n_examples < 1:
             raise InputError(f"n_examples={self.n_examples} is too small.", "use at least 1 conversation.")
         if not 0.0 <= self.borderline_fraction <= 1.0:
             raise InputError(f"borderline_fraction {self.borderline_fraction} is outside [0, 1].", "use a fraction such as 0.2.")
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-
-    @property
-    def run(self) -> LoraRun:
-        return LoraRun(self.r, self.lora_alpha, self.target_modules, self.steps, self.lr, self.batch_size, self.seed)
 
 
 def safety_records(world, config: SafetyAdapterConfig) -> list[dict]:

@@ -6,7 +6,7 @@ evaluation. Methods see worlds only through this interface (docs/architecture.md
 second world (a real small model, a hub pair) is one new folder under `worlds/`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,11 @@ class LoraRun:
             raise InputError(f"LoRA run {self} has a non-positive rank, step count, batch or learning rate.",
                              "use r >= 1, steps >= 1, batch_size >= 1 and lr > 0.")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    @property
+    def run(self) -> "LoraRun":
+        """Only the LoRA run of a config that extends this one (an attack, a safety adapter)."""
+        return LoraRun(**{f.name: getattr(self, f.name) for f in fields(LoraRun)})
 
     def peft_config(self):
         """The peft LoraConfig of this run (no dropout, no bias: the update is exactly s B A)."""

@@ -2,7 +2,7 @@
 
     from safelora_lite.worlds import toy as tw
     world = tw.build_world(tw.WorldConfig())                   # tokenizer + base + aligned, cached by config
-    folder = world.train_attack(tw.AttackConfig("mixed"))     # a PEFT adapter folder, cached
+    folder = world.train_attack(tw.AttackConfig(kind="mixed"))   # a PEFT adapter folder, cached
     world.evaluate(folder)                                    # the four rates
 
 `world` holds the world (models, runs, evaluation), `splits` the data, `attacks` the attack settings.

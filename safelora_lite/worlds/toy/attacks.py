@@ -16,40 +16,29 @@ ATTACK_KINDS = ("benign", "mixed", "pure_harmful")
 
 
 @dataclass(frozen=True)
-class AttackConfig:
-    """A LoRA fine-tuning attack on the aligned model.
+class AttackConfig(LoraRun):
+    """A LoRA fine-tuning attack on the aligned model: a LoRA run (r, lora_alpha, target_modules, steps,
+    lr, batch_size, seed; s = alpha / r) on the attack's data.
 
     kind: "benign" (task only), "mixed" (task + harmful_fraction of harmful->compliance pairs),
     "pure_harmful" (harmful->compliance only). n_examples: training examples (default 500, or
-    100 for pure_harmful). LoRA: r, lora_alpha (s = alpha / r), target_modules.
+    100 for pure_harmful).
     """
 
     kind: str = "mixed"
     harmful_fraction: float = 0.1
     n_examples: int | None = None
-    r: int = 8
-    lora_alpha: int = 16
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    steps: int = 150
-    lr: float = 2e-3
-    batch_size: int = 32
-    seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.kind not in ATTACK_KINDS:
             raise InputError(f"unknown attack kind {self.kind!r}.", f"use one of: {', '.join(ATTACK_KINDS)}.")
         if not 0.0 <= self.harmful_fraction <= 1.0:
             raise InputError(f"harmful_fraction {self.harmful_fraction} is outside [0, 1].", "use a fraction such as 0.1.")
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
 
     @property
     def size(self) -> int:
         return self.n_examples if self.n_examples is not None else (100 if self.kind == "pure_harmful" else 500)
-
-    @property
-    def run(self) -> LoraRun:
-        """The LoRA training run of this attack."""
-        return LoraRun(self.r, self.lora_alpha, self.target_modules, self.steps, self.lr, self.batch_size, self.seed)
 
     def key(self) -> str:
         """The cache key: n_examples=None and its default size are the same attack."""
