@@ -110,3 +110,13 @@ def test_imports_run_one_way():
             if {*mine, *theirs} == {"worlds", "methods"} and target != WORLD_INTERFACE:
                 wrong.append(f"{module} -> {target} (methods and worlds meet only through {WORLD_INTERFACE})")
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_no_private_names_imported_across_modules():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("safelora_lite"):
+                found += [f"{path.relative_to(PACKAGE)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not found, "make these public or keep them in their module: " + ", ".join(found)

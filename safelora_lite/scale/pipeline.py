@@ -84,10 +84,10 @@ class GuardJudge:
         """"unsafe" or "safe" for one exchange."""
         import torch
 
-        from safelora_lite.training.sft import _ids
+        from safelora_lite.training.sft import token_ids
 
         chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-        ids = torch.tensor([_ids(self.tokenizer.apply_chat_template(chat, tokenize=True))], device=self.model.device)
+        ids = torch.tensor([token_ids(self.tokenizer.apply_chat_template(chat, tokenize=True))], device=self.model.device)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,

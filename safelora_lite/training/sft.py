@@ -14,7 +14,7 @@ import torch
 IGNORE_INDEX = -100  # labels the loss skips (prompt and padding tokens)
 
 
-def _ids(out) -> list[int]:
+def token_ids(out) -> list[int]:
     """apply_chat_template(tokenize=True) returns a dict in transformers 5 and a list before."""
     if hasattr(out, "keys"):
         out = out["input_ids"]
@@ -23,13 +23,13 @@ def _ids(out) -> list[int]:
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
     """The chat-formatted prompt, ending where the assistant's answer begins."""
-    return _ids(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True))
+    return token_ids(tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True))
 
 
 def encode_conversation(tokenizer, prompt: str, response: str, max_length: int | None = None) -> dict:
     """input_ids and labels for one (prompt, response) turn; labels are -100 except on the response and its eos."""
     head = prompt_ids(tokenizer, prompt)
-    full = _ids(tokenizer.apply_chat_template(
+    full = token_ids(tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], tokenize=True))
     if full[: len(head)] != head:  # a template that renders the prompt differently once answered
         full = head + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
