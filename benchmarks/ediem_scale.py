@@ -1,7 +1,7 @@
 """E-DIEM scoring at real scale on a CPU: a Llama-2-7B-shaped q/v adapter (64 modules, r = 8).
 
 Writes random fp16 base / aligned q_proj and v_proj weights of Llama-2-7B's shapes (32 layers,
-4096 x 4096, sharded) and a rank-8 adapter, with the writers of benchmarks/safelora_scale.py, then
+4096 x 4096, sharded) and a rank-8 adapter, with the writers of benchmarks/random_checkpoints.py, then
 times `splora.score_adapter` (streaming V, the paper's C, the distance, the random-update null and
 the exact quantiles of C B A and B A over 16.7M entries each, made block by block from the low-rank
 factors) and prints the seconds.
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from safelora_scale import write_adapter, write_checkpoint  # noqa: E402  (the shared random-weight writers)
+from random_checkpoints import write_adapter, write_checkpoint  # noqa: E402  (the shared random-weight writers)
 
 from safelora_lite.methods.splora import score_adapter  # noqa: E402
 
