@@ -4,17 +4,22 @@ A checkpoint directory holds either `model.safetensors` or shards listed in
 `model.safetensors.index.json`. `Checkpoint.get(key)` opens only the shard that holds `key`
 and reads only that tensor, so two 7B checkpoints can be paired module by module without
 ever holding either in memory. Opening a Checkpoint reads every shard's header (no weights), so
-a truncated or damaged file is refused before any work starts.
+a truncated or damaged file is refused before any work starts. `alignment_changes`
+streams V = W_aligned - W_base for the post-hoc methods: each weight read once, converted once,
+into one fp32 buffer reused per module.
 """
 
 import json
+import math
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from safelora_lite.errors import InputError
+from safelora_lite.maths.projection import as_float32
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
@@ -153,3 +158,37 @@ def open_weights(source) -> "Checkpoint | StateDictWeights":
     if hasattr(source, "state_dict") or isinstance(source, dict):
         return StateDictWeights(source)
     raise InputError(f"cannot read weights from a {type(source).__name__}.", "pass a checkpoint directory, a model or a state dict.")
+
+
+def alignment_changes(base, aligned, keys) -> Iterator[tuple[str, torch.Tensor, float]]:
+    """(key, V, ||V||_F) for each key, V = W_aligned - W_base in fp32, shape (d_out, d_in).
+
+    Each stored weight (fp16 / bf16 / fp32) is read once and converted once, straight into one
+    buffer that every key reuses: no fresh 64 MB tensor is faulted in per module, and V is
+    overwritten by the next item (clone it to keep it). ||V||_F doubles as the NaN / Inf check:
+    it is finite only if both weights are, and a non-finite one is named in an InputError.
+    """
+    buffer = torch.empty(0)
+    for key in keys:
+        w_base, w_aligned = base.get(key), aligned.get(key)  # stored dtype, (d_out, d_in)
+        if w_base.shape != w_aligned.shape:
+            raise InputError(f"{key} is {tuple(w_base.shape)} in base but {tuple(w_aligned.shape)} in aligned.",
+                             "pair checkpoints of the same architecture.")
+        if not (w_base.is_floating_point() and w_aligned.is_floating_point()):
+            _check_pair(key, w_base, w_aligned)
+        if buffer.numel() < w_aligned.numel() or buffer.device != w_aligned.device:
+            buffer = torch.empty(w_aligned.numel(), device=w_aligned.device)
+        v = buffer[: w_aligned.numel()].view(w_aligned.shape)  # (d_out, d_in)
+        v.copy_(w_aligned).sub_(w_base)  # V, in fp32 exactly as w_aligned.float() - w_base.float()
+        v_norm = float(torch.linalg.matrix_norm(v))  # ||V||_F
+        if not math.isfinite(v_norm):
+            _check_pair(key, w_base, w_aligned)
+            as_float32(v, f"alignment matrix V of {key}")  # finite weights whose difference overflows fp32
+        del w_base, w_aligned
+        yield key, v, v_norm
+
+
+def _check_pair(key: str, w_base: torch.Tensor, w_aligned: torch.Tensor) -> None:
+    """The full checks, run only once a fast one failed: they raise, naming the weight at fault."""
+    as_float32(w_base, f"base weight {key}")
+    as_float32(w_aligned, f"aligned weight {key}")

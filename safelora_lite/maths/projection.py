@@ -128,15 +128,18 @@ def top_left_singular_vectors(v: torch.Tensor, rank: int) -> torch.Tensor:
     return u[:, :rank].contiguous()
 
 
-def safe_lora_projector(v: torch.Tensor, kind: str = "paper", rank: int | None = None) -> Projector:
+def safe_lora_projector(v: torch.Tensor, kind: str = "paper", rank: int | None = None, v_norm: float | None = None) -> Projector:
     """The projector onto the alignment subspace of V.
 
     kind="paper": C = V V^T / ||V||_F (rank must be None).
     kind="exact": C = U_k U_k^T with k = `rank` (default: the numerical rank of V).
+    v_norm: ||V||_F from a caller that streamed V already checked (fp32, finite, 2-D), as
+    `weights.alignment_changes` does: two passes over V saved.
     """
-    v = _check_matrix(v, "alignment matrix V")
-    norm = float(torch.linalg.matrix_norm(v))
-    if norm == 0.0:
+    if v_norm is None:
+        v = _check_matrix(v, "alignment matrix V")
+        v_norm = float(torch.linalg.matrix_norm(v))
+    if v_norm == 0.0:
         raise InputError(
             "the alignment matrix V is all zeros (base and aligned weights are identical).",
             "check that the base and aligned checkpoints are different models.",
@@ -144,7 +147,7 @@ def safe_lora_projector(v: torch.Tensor, kind: str = "paper", rank: int | None =
     if kind == "paper":
         if rank is not None:
             raise InputError("rank applies to kind='exact' only.", "drop rank, or use kind='exact'.")
-        return PaperProjector(v=v, v_norm=norm)
+        return PaperProjector(v=v, v_norm=v_norm)
     if kind == "exact":
         max_rank = min(v.shape)
         if rank is None:

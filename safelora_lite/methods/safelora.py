@@ -28,8 +28,8 @@ from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
 from safelora_lite.errors import InputError
 from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
-from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector, select_modules, similarity_of_projected
-from safelora_lite.adapters.weights import check_same_architecture, open_weights
+from safelora_lite.maths.projection import K_RULE, as_float32, default_k, safe_lora_projector, select_modules, similarity_of_projected
+from safelora_lite.adapters.weights import alignment_changes, check_same_architecture, open_weights
 
 REPORT_NAME = "safelora_report.json"
 
@@ -107,15 +107,12 @@ def score_adapter(adapter, base, aligned, projector: str = "paper", rank: int | 
 
         items = tqdm(items, desc="Safe LoRA", total=len(adapter.modules))
     out = {}
-    for name, m in items:
-        key = keys[name]
-        w_base = as_float32(base.get(key), f"base weight {key}")  # (d_out, d_in)
-        w_aligned = as_float32(aligned.get(key), f"aligned weight {key}")  # (d_out, d_in)
-        v = alignment_matrix(w_base, w_aligned)  # (d_out, d_in), V
-        del w_base, w_aligned
+    changes = alignment_changes(base, aligned, [keys[name] for name in adapter.modules])
+    for (name, m), (key, v, v_norm) in zip(items, changes):
+        # v: (d_out, d_in), V in a buffer the next module reuses
         if rank is not None and rank > min(v.shape):
             raise InputError(f"rank={rank} exceeds the size of {key} {tuple(v.shape)}.", f"use a rank <= {min(v.shape)}.")
-        c = safe_lora_projector(v, kind=projector, rank=rank)  # C, never formed densely
+        c = safe_lora_projector(v, kind=projector, rank=rank, v_norm=v_norm)  # C, never formed densely
         lora_b = m.lora_b.float()  # (d_out, r), B
         projected_b = c @ lora_b  # (d_out, r), C B
         b_norm = float(torch.linalg.matrix_norm(lora_b))
@@ -124,7 +121,7 @@ def score_adapter(adapter, base, aligned, projector: str = "paper", rank: int | 
             score=similarity_of_projected(projected_b, lora_b, m.lora_a),
             projected_b=projected_b,
             shrink=float(torch.linalg.matrix_norm(projected_b)) / b_norm if b_norm > 0 else 1.0,
-            v_norm=float(torch.linalg.matrix_norm(v)),
+            v_norm=v_norm,
         )
         del v, c
     return out
