@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from safelora_lite.errors import InputError
@@ -64,13 +65,12 @@ class LowRank:
         return (self.left[rows] * self.right[:, cols].T).sum(1)  # (m,), entries (rows, cols)
 
 
-_BLOCK = 1 << 20  # entries per block of a dense tensor's passes (cache-sized)
+_BLOCK = 1 << 18  # entries per piece of a selection pass (cache-sized)
 
 
-def _blocks(x: "torch.Tensor | LowRank") -> Iterator[torch.Tensor]:
-    if isinstance(x, LowRank):
-        return x.blocks()
-    return (x[i: i + _BLOCK] for i in range(0, x.numel(), _BLOCK))
+def _chunks(x: "torch.Tensor | LowRank") -> Iterator[torch.Tensor]:
+    """A flat tensor whole, or a LowRank's blocks of rows."""
+    return x.blocks() if isinstance(x, LowRank) else iter([x])
 
 
 def _entries(x: "torch.Tensor | LowRank") -> torch.Tensor:
@@ -83,7 +83,7 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
 
     Small inputs are sorted. Large ones use Floyd-Rivest selection: a seeded random sample brackets
     the wanted ranks in a few intervals [a, b]; one pass over the entries, block by block, counts
-    those below each a and collects the few inside; the ranks are read off those, sorted. If a
+    those below each a and collects the few inside; the ranks are selected among those. If a
     bracket misses (rare), the answer falls back to a full sort: it is always exact.
     """
     n = x.numel()
@@ -108,17 +108,21 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
             intervals.append([lo, hi])
     bounds = [(float(sample[lo]) if lo >= 0 else -math.inf, float(sample[hi]) if hi < m else math.inf) for lo, hi in intervals]
     firsts, insides = [0] * len(bounds), [[] for _ in bounds]
-    for block in _blocks(x):
-        for j, (a, b) in enumerate(bounds):
-            below = block < a  # entries ranked before the interval
-            firsts[j] += int(torch.count_nonzero(below))  # count_nonzero: 5x faster than a bool sum
-            insides[j].append(block[(block <= b).logical_and_(below.logical_not_())])  # a <= x <= b
+    for chunk in _chunks(x):
+        chunk = chunk.cpu().numpy()  # numpy: its one-thread compares and counts are ~4x faster here than torch's
+        for start in range(0, chunk.size, _BLOCK):  # cache-sized pieces
+            values = chunk[start: start + _BLOCK]
+            for j, (a, b) in enumerate(bounds):
+                below = values < a  # entries ranked before the interval
+                firsts[j] += int(np.count_nonzero(below))
+                insides[j].append(values[np.logical_and(values <= b, ~below, out=below)])  # a <= x <= b
     out = {}
     for first, parts in zip(firsts, insides):
-        inside = torch.sort(torch.cat(parts)).values
-        for r in ranks:
-            if first <= r < first + inside.numel():
-                out[r] = float(inside[r - first])
+        inside = np.concatenate(parts)
+        wanted = [r - first for r in sorted(set(ranks)) if first <= r < first + inside.size]
+        if wanted:
+            inside = np.partition(inside, wanted)  # the wanted positions in sorted order, the rest not sorted
+            out.update({first + w: float(inside[w]) for w in wanted})
     if len(out) < len(set(ranks)):  # the sample missed a rank: exact, slow path
         ordered = torch.sort(_entries(x)).values
         return {r: float(ordered[r]) for r in ranks}

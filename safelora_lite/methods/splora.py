@@ -38,9 +38,9 @@ from safelora_lite.adapters.controls import zero_modules
 from safelora_lite.maths.ediem import LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
 from safelora_lite.errors import InputError
 from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
-from safelora_lite.maths.projection import K_RULE, alignment_matrix, as_float32, default_k, safe_lora_projector
+from safelora_lite.maths.projection import K_RULE, default_k, safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
-from safelora_lite.adapters.weights import open_weights
+from safelora_lite.adapters.weights import alignment_changes, open_weights
 
 REPORT_NAME = "splora_report.json"
 VARIANTS = ("empirical", "reference")
@@ -93,14 +93,12 @@ def score_adapter(adapter, base, aligned, variant: str = "empirical", null: str 
 
         items = tqdm(items, desc="SPLoRA E-DIEM")
     parts = {}
-    for index, (name, m) in enumerate(items):
-        key = keys[name]
-        v = alignment_matrix(as_float32(base.get(key), f"base weight {key}"),
-                             as_float32(aligned.get(key), f"aligned weight {key}"))  # (d_out, d_in), V
+    changes = alignment_changes(base, aligned, [keys[name] for name in adapter.modules])
+    for index, ((name, m), (key, v, v_norm)) in enumerate(zip(items, changes)):
+        # v: (d_out, d_in), V in a buffer the next module reuses
         if rank is not None and rank > min(v.shape):
             raise InputError(f"rank={rank} exceeds the size of {key} {tuple(v.shape)}.", f"use a rank <= {min(v.shape)}.")
-        c = safe_lora_projector(v, kind=projector, rank=rank)  # C, never formed densely
-        del v
+        c = safe_lora_projector(v, kind=projector, rank=rank, v_norm=v_norm)  # C, never formed densely
         lora_b, lora_a = m.lora_b.float(), m.lora_a.float()  # (d_out, r) B, (r, d_in) A
         s = 1.0 if variant == "reference" else m.scaling  # the public code ignores s
         projected_b = c @ lora_b  # (d_out, r), C B
