@@ -1,6 +1,7 @@
 """The one device helper: cuda -> mps -> cpu, and a short report of what this machine has."""
 
 import platform
+from contextlib import contextmanager
 
 import torch
 
@@ -55,3 +56,15 @@ def limit_threads(n: int = MAX_THREADS) -> None:
     """Tiny models gain nothing from many threads; two keep a shared machine usable."""
     if torch.get_num_threads() > n:
         torch.set_num_threads(n)
+
+
+@contextmanager
+def single_thread():
+    """One math thread inside the block, the previous count after it: for passes made of many short
+    kernels, where a second thread saves little and, on a loaded machine, makes each kernel wait for it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from safelora_lite.device import single_thread
 from safelora_lite.errors import InputError
 from safelora_lite.maths.projection import Projector, as_float32
 
@@ -81,16 +82,24 @@ def _entries(x: "torch.Tensor | LowRank") -> torch.Tensor:
 def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
     """The values at 0-based sorted positions `ranks` of a flat tensor (or a LowRank), exactly, at any size.
 
-    Small inputs are sorted. Large ones use Floyd-Rivest selection: a seeded random sample brackets
-    the wanted ranks in a few intervals [a, b]; one pass over the entries, block by block, counts
-    those below each a and collects the few inside; the ranks are selected among those. If a
-    bracket misses (rare), the answer falls back to a full sort: it is always exact.
+    Small inputs are sorted. Large ones use Floyd-Rivest selection (`_select`). If its sample
+    missed a rank (rare), the answer falls back to a full sort: it is always exact.
     """
     n = x.numel()
-    if n <= _SORT_LIMIT:
-        ordered = torch.sort(_entries(x)).values
-        return {r: float(ordered[r]) for r in ranks}
-    m = _SAMPLE
+    if n > _SORT_LIMIT:
+        with single_thread():  # short kernels and numpy: a second math thread only adds waits
+            out = _select(x, ranks)
+        if len(out) == len(set(ranks)):
+            return out
+    ordered = torch.sort(_entries(x)).values
+    return {r: float(ordered[r]) for r in ranks}
+
+
+def _select(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
+    """Floyd-Rivest: a seeded random sample brackets the wanted ranks in a few intervals [a, b]; one
+    pass over the entries, block by block, counts those below each a and collects the few inside;
+    the ranks are selected among those. A rank whose bracket the sample missed is left out."""
+    n, m = x.numel(), _SAMPLE
     generator = torch.Generator().manual_seed(0)
     if isinstance(x, LowRank):
         sample = x.sample(m, generator)
@@ -123,9 +132,6 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
         if wanted:
             inside = np.partition(inside, wanted)  # the wanted positions in sorted order, the rest not sorted
             out.update({first + w: float(inside[w]) for w in wanted})
-    if len(out) < len(set(ranks)):  # the sample missed a rank: exact, slow path
-        ordered = torch.sort(_entries(x)).values
-        return {r: float(ordered[r]) for r in ranks}
     return out
 
 
