@@ -18,11 +18,13 @@ from typing import Iterator
 import torch
 from safetensors import SafetensorError, safe_open
 
+from safelora_lite.device import single_thread
 from safelora_lite.errors import InputError
 from safelora_lite.maths.projection import as_float32
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+BLOCK_ENTRIES = 1 << 20  # entries per block of a conversion pass (4 MB in fp32: stays in cache)
 
 
 def damaged(path: Path, error: Exception) -> InputError:
@@ -163,12 +165,12 @@ def open_weights(source) -> "Checkpoint | StateDictWeights":
 def alignment_changes(base, aligned, keys) -> Iterator[tuple[str, torch.Tensor, float]]:
     """(key, V, ||V||_F) for each key, V = W_aligned - W_base in fp32, shape (d_out, d_in).
 
-    Each stored weight (fp16 / bf16 / fp32) is read once and converted once, straight into one
-    buffer that every key reuses: no fresh 64 MB tensor is faulted in per module, and V is
-    overwritten by the next item (clone it to keep it). ||V||_F doubles as the NaN / Inf check:
-    it is finite only if both weights are, and a non-finite one is named in an InputError.
+    Each stored weight (fp16 / bf16 / fp32) is read once and converted once, a cache-sized block of
+    rows at a time, into one buffer that every key reuses: no fresh 64 MB tensor is faulted in per
+    module, and V is overwritten by the next item (clone it to keep it). ||V||_F doubles as the
+    NaN / Inf check: it is finite only if both weights are, and a non-finite one is named.
     """
-    buffer = torch.empty(0)
+    buffer, scratch = torch.empty(0), torch.empty(0)
     for key in keys:
         w_base, w_aligned = base.get(key), aligned.get(key)  # stored dtype, (d_out, d_in)
         if w_base.shape != w_aligned.shape:
@@ -178,8 +180,14 @@ def alignment_changes(base, aligned, keys) -> Iterator[tuple[str, torch.Tensor, 
             _check_pair(key, w_base, w_aligned)
         if buffer.numel() < w_aligned.numel() or buffer.device != w_aligned.device:
             buffer = torch.empty(w_aligned.numel(), device=w_aligned.device)
+            scratch = torch.empty(min(w_aligned.numel(), BLOCK_ENTRIES), device=w_aligned.device)
         v = buffer[: w_aligned.numel()].view(w_aligned.shape)  # (d_out, d_in)
-        v.copy_(w_aligned).sub_(w_base)  # V, in fp32 exactly as w_aligned.float() - w_base.float()
+        rows = max(1, BLOCK_ENTRIES // max(1, v.shape[-1]))
+        with single_thread():  # conversions are memory-bound: one thread is as fast, and never waits for another
+            for start in range(0, v.shape[0], rows):
+                block = v[start: start + rows].copy_(w_aligned[start: start + rows])  # (rows, d_in), W_aligned in fp32
+                base_block = scratch[: block.numel()].view(block.shape).copy_(w_base[start: start + rows])
+                block.sub_(base_block)  # V, exactly w_aligned.float() - w_base.float()
         v_norm = float(torch.linalg.matrix_norm(v))  # ||V||_F
         if not math.isfinite(v_norm):
             _check_pair(key, w_base, w_aligned)
