@@ -14,7 +14,7 @@ directions; pushing the model further along the alignment's top directions puts 
 safe region, so an attack has further to travel. alpha = 0 gives back the aligned model.
 
 `extrapolate_checkpoint` streams one matrix at a time through `weights.Checkpoint` and writes a
-NEW checkpoint folder with the aligned model's shard layout (one shard in memory at a time),
+NEW checkpoint folder with the aligned model's shard layout (one tensor in memory at a time),
 config and tokenizer files copied, and `lox_report.json`. Only the matrices named in `modules`
 (by default every attention and MLP projection) are extrapolated; embeddings, norms and the
 output head are the aligned model's.
@@ -31,13 +31,14 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from safelora_lite.adapters.hub import resolve_pair
 from safelora_lite.outputs import new_output_dir
 from safelora_lite.errors import InputError
 from safelora_lite.options import add_pair_arguments
-from safelora_lite.adapters.weights import INDEX_FILE, SINGLE_FILE, Checkpoint, check_same_architecture
+from safelora_lite.adapters.shard_writer import ShardWriter, shard_layout
+from safelora_lite.adapters.weights import BLOCK_ENTRIES, INDEX_FILE, SINGLE_FILE, Checkpoint, alignment_changes, check_same_architecture
+from safelora_lite.device import single_thread
 
 REPORT_NAME = "lox_report.json"
 DEFAULT_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -63,6 +64,19 @@ def extrapolate(w_base: torch.Tensor, w_aligned: torch.Tensor, alpha: float, k: 
                          "pair an unaligned model with its own aligned sibling.")
     low_rank, kept = rank_k(w_aligned.float() - w_base.float(), k)  # (d_out, d_in)
     return w_aligned.float() + alpha * low_rank, kept
+
+
+def _add_scaled(w_aligned: torch.Tensor, alpha: float, low_rank: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = W_aligned + alpha * low_rank, rounded to out's dtype, a cache-sized block of rows at a time
+    in fp32 (as `extrapolate` computes it); low_rank (d_out, d_in) is overwritten."""
+    rows = max(1, BLOCK_ENTRIES // max(1, w_aligned.shape[-1]))
+    scratch = torch.empty(min(w_aligned.numel(), rows * w_aligned.shape[-1]))
+    with single_thread():  # memory-bound: one thread is as fast, and never waits for another
+        for start in range(0, w_aligned.shape[0], rows):
+            block = low_rank[start: start + rows].mul_(alpha)  # (rows, d_in), alpha * rank_k(V)
+            block.add_(scratch[: block.numel()].view(block.shape).copy_(w_aligned[start: start + rows]))
+            out[start: start + rows].copy_(block)
+    return out
 
 
 def is_target(key: str, modules) -> bool:
@@ -95,7 +109,7 @@ def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int,
 
     base_dir / aligned_dir are folders or hub ids (at `revision`); `out_dir` is checked before any weight is read.
 
-    Streams one matrix at a time and one output shard at a time; returns the report (also saved
+    Streams one matrix at a time, written as it is made (`ShardWriter`); returns the report (also saved
     as `out_dir/lox_report.json`): per matrix its ||dW_align||_F, the energy fraction rank k keeps
     and ||W_lox - W_aligned||_F.
     """
@@ -118,27 +132,27 @@ def extrapolate_checkpoint(base_dir, aligned_dir, out_dir, alpha: float, k: int,
     rows = []
     target_set = set(targets)
     layout = _shards(aligned)
+    changes = alignment_changes(base, aligned, [key for keys in layout.values() for key in keys if key in target_set])
+    stored = torch.empty(0)  # W_lox in the checkpoint's dtype, reused per matrix
     with new_output_dir(out_dir) as tmp:
         bar = tqdm(total=len(targets), desc="LoX", disable=not progress, leave=False)
         for shard, keys in layout.items():
-            tensors = {}
-            for key in keys:
-                w_aligned = aligned.get(key)
-                if key not in target_set:
-                    tensors[key] = w_aligned
-                    continue
-                w_base = base.get(key)
-                if not (torch.isfinite(w_base).all() and torch.isfinite(w_aligned).all()):
-                    raise InputError(f"{key} holds NaN or Inf values.", "check the checkpoints; LoX needs finite weights.")
-                w_lox, kept = extrapolate(w_base, w_aligned, float(alpha), k)  # (d_out, d_in)
-                rows.append({"name": key, "shape": list(w_aligned.shape),
-                             "delta_norm": float((w_aligned.float() - w_base.float()).norm()),
-                             "energy_kept": kept, "change_norm": float((w_lox - w_aligned.float()).norm())})
-                tensors[key] = w_lox.to(w_aligned.dtype).contiguous()
-                del w_base
-                bar.update(1)
-            save_file(tensors, str(tmp / shard), metadata={"format": "pt"})
-            del tensors
+            specs = shard_layout(aligned.path / shard)  # the output mirrors the aligned shard's dtypes and shapes
+            with ShardWriter(tmp / shard, {key: specs[key] for key in keys}, metadata={"format": "pt"}) as out:
+                for key in keys:
+                    w_aligned = aligned.get(key)
+                    if key not in target_set:
+                        out.write(key, w_aligned)
+                        continue
+                    _, v, delta_norm = next(changes)  # (d_out, d_in), V = W_aligned - W_base in fp32
+                    low_rank, kept = rank_k(v, k)  # (d_out, d_in); k = 0: V itself, in its reused buffer
+                    if stored.numel() < w_aligned.numel() or stored.dtype != w_aligned.dtype:
+                        stored = torch.empty(w_aligned.numel(), dtype=w_aligned.dtype)
+                    w_lox = _add_scaled(w_aligned, float(alpha), low_rank, stored[: w_aligned.numel()].view(w_aligned.shape))
+                    rows.append({"name": key, "shape": list(w_aligned.shape), "delta_norm": delta_norm, "energy_kept": kept,
+                                 "change_norm": abs(float(alpha)) * delta_norm * math.sqrt(kept)})  # ||alpha rank_k(V)||_F
+                    out.write(key, w_lox)
+                    bar.update(1)
         bar.close()
         for item in aligned.path.iterdir():  # config, generation config, tokenizer files, index
             if item.is_file() and not item.name.endswith(".safetensors") and item.name != REPORT_NAME:
