@@ -116,3 +116,14 @@ def test_cli_writes_once_and_refuses_to_overwrite(tiny_llama_pair, tmp_path, cap
     assert (tmp_path / "cli" / "model.safetensors").read_bytes() == first
     assert main(["lox", "--base", str(base_dir), "--aligned", str(aligned_dir), "--out", str(tmp_path / "bad"), "--k", "-2"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_blocks_of_any_size_write_the_same_checkpoint(tiny_llama_pair, tmp_path, monkeypatch):
+    from safelora_lite.adapters import weights
+
+    base_dir, aligned_dir, _ = tiny_llama_pair
+    lox.extrapolate_checkpoint(base_dir, aligned_dir, tmp_path / "whole", 0.7, 0)
+    monkeypatch.setattr(weights, "BLOCK_ENTRIES", 50)  # blocks of one row
+    lox.extrapolate_checkpoint(base_dir, aligned_dir, tmp_path / "blocks", 0.7, 0)
+    whole, blocks = _weights(tmp_path / "whole"), _weights(tmp_path / "blocks")
+    assert set(whole) == set(blocks) and all(torch.equal(whole[k], blocks[k]) for k in whole)

@@ -101,3 +101,37 @@ def test_check_same_architecture(tiny_llama_pair, tmp_path):
     (tmp_path / "deeper" / "config.json").write_text(json.dumps({**other, "architectures": ["MistralForCausalLM"]}))
     with pytest.raises(InputError, match="MistralForCausalLM"):
         check_same_architecture(base, Checkpoint(tmp_path / "deeper"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_alignment_changes_are_exact_differences_in_any_block_size(monkeypatch, dtype):
+    from safelora_lite.adapters import weights
+
+    monkeypatch.setattr(weights, "BLOCK_ENTRIES", 50)  # several blocks per matrix, and a block of one row
+    g = torch.Generator().manual_seed(0)
+    shapes = {"big": (24, 12), "small": (5, 7), "wide": (3, 80), "again": (24, 12)}  # the buffer grows, then is reused
+    base = {k: torch.randn(s, generator=g).to(dtype) for k, s in shapes.items()}
+    aligned = {k: (w.float() + 0.01 * torch.randn(w.shape, generator=g)).to(dtype) for k, w in base.items()}
+    threads = torch.get_num_threads()
+    seen = []
+    for key, v, v_norm in weights.alignment_changes(StateDictWeights(base), StateDictWeights(aligned), list(shapes)):
+        expected = aligned[key].float() - base[key].float()  # (d_out, d_in), fp32
+        assert v.dtype == torch.float32 and torch.equal(v, expected), key
+        assert v_norm == float(torch.linalg.matrix_norm(expected))
+        assert torch.get_num_threads() == threads  # one thread inside the pass only
+        seen.append(key)
+    assert seen == list(shapes)
+
+
+def test_alignment_changes_name_the_weight_with_nan_or_inf():
+    from safelora_lite.adapters.weights import alignment_changes
+
+    good = {"w": torch.ones(4, 4)}
+    bad = {"w": torch.ones(4, 4)}
+    bad["w"][1, 2] = float("inf")
+    with pytest.raises(InputError, match="base weight w contains NaN or Inf"):
+        list(alignment_changes(StateDictWeights(bad), StateDictWeights(good), ["w"]))
+    with pytest.raises(InputError, match="aligned weight w contains NaN or Inf"):
+        list(alignment_changes(StateDictWeights(good), StateDictWeights(bad), ["w"]))
+    with pytest.raises(InputError, match="floating-point"):
+        list(alignment_changes(StateDictWeights({"w": torch.ones(4, 4, dtype=torch.int8)}), StateDictWeights(good), ["w"]))

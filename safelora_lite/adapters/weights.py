@@ -162,6 +162,17 @@ def open_weights(source) -> "Checkpoint | StateDictWeights":
     raise InputError(f"cannot read weights from a {type(source).__name__}.", "pass a checkpoint directory, a model or a state dict.")
 
 
+def row_blocks(shape) -> Iterator[slice]:
+    """Slices of rows of a (d_out, d_in) matrix, each of at most BLOCK_ENTRIES entries (or one row)."""
+    rows = max(1, BLOCK_ENTRIES // max(1, shape[-1]))
+    return (slice(start, start + rows) for start in range(0, shape[0], rows))
+
+
+def block_entries(shape) -> int:
+    """The most entries one of `row_blocks(shape)` holds: the size of a scratch buffer for them."""
+    return min(math.prod(shape), max(BLOCK_ENTRIES, shape[-1]))
+
+
 def alignment_changes(base, aligned, keys) -> Iterator[tuple[str, torch.Tensor, float]]:
     """(key, V, ||V||_F) for each key, V = W_aligned - W_base in fp32, shape (d_out, d_in).
 
@@ -180,14 +191,13 @@ def alignment_changes(base, aligned, keys) -> Iterator[tuple[str, torch.Tensor, 
             _check_pair(key, w_base, w_aligned)
         if buffer.numel() < w_aligned.numel() or buffer.device != w_aligned.device:
             buffer = torch.empty(w_aligned.numel(), device=w_aligned.device)
-            scratch = torch.empty(min(w_aligned.numel(), BLOCK_ENTRIES), device=w_aligned.device)
+        if scratch.numel() < block_entries(w_aligned.shape) or scratch.device != w_aligned.device:
+            scratch = torch.empty(block_entries(w_aligned.shape), device=w_aligned.device)
         v = buffer[: w_aligned.numel()].view(w_aligned.shape)  # (d_out, d_in)
-        rows = max(1, BLOCK_ENTRIES // max(1, v.shape[-1]))
         with single_thread():  # conversions are memory-bound: one thread is as fast, and never waits for another
-            for start in range(0, v.shape[0], rows):
-                block = v[start: start + rows].copy_(w_aligned[start: start + rows])  # (rows, d_in), W_aligned in fp32
-                base_block = scratch[: block.numel()].view(block.shape).copy_(w_base[start: start + rows])
-                block.sub_(base_block)  # V, exactly w_aligned.float() - w_base.float()
+            for rows in row_blocks(v.shape):
+                block = v[rows].copy_(w_aligned[rows])  # (rows, d_in), W_aligned in fp32
+                block.sub_(scratch[: block.numel()].view(block.shape).copy_(w_base[rows]))  # V = W_aligned - W_base
         v_norm = float(torch.linalg.matrix_norm(v))  # ||V||_F
         if not math.isfinite(v_norm):
             _check_pair(key, w_base, w_aligned)

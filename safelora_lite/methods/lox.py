@@ -37,7 +37,8 @@ from safelora_lite.outputs import new_output_dir
 from safelora_lite.errors import InputError
 from safelora_lite.options import add_pair_arguments
 from safelora_lite.adapters.shard_writer import ShardWriter, shard_layout
-from safelora_lite.adapters.weights import BLOCK_ENTRIES, INDEX_FILE, SINGLE_FILE, Checkpoint, alignment_changes, check_same_architecture
+from safelora_lite.adapters.weights import (INDEX_FILE, SINGLE_FILE, Checkpoint, alignment_changes, block_entries,
+                                            check_same_architecture, row_blocks)
 from safelora_lite.device import single_thread
 
 REPORT_NAME = "lox_report.json"
@@ -69,13 +70,11 @@ def extrapolate(w_base: torch.Tensor, w_aligned: torch.Tensor, alpha: float, k: 
 def _add_scaled(w_aligned: torch.Tensor, alpha: float, low_rank: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out = W_aligned + alpha * low_rank, rounded to out's dtype, a cache-sized block of rows at a time
     in fp32 (as `extrapolate` computes it); low_rank (d_out, d_in) is overwritten."""
-    rows = max(1, BLOCK_ENTRIES // max(1, w_aligned.shape[-1]))
-    scratch = torch.empty(min(w_aligned.numel(), rows * w_aligned.shape[-1]))
+    scratch = torch.empty(block_entries(w_aligned.shape))
     with single_thread():  # memory-bound: one thread is as fast, and never waits for another
-        for start in range(0, w_aligned.shape[0], rows):
-            block = low_rank[start: start + rows].mul_(alpha)  # (rows, d_in), alpha * rank_k(V)
-            block.add_(scratch[: block.numel()].view(block.shape).copy_(w_aligned[start: start + rows]))
-            out[start: start + rows].copy_(block)
+        for rows in row_blocks(w_aligned.shape):
+            block = low_rank[rows].mul_(alpha)  # (rows, d_in), alpha * rank_k(V)
+            out[rows].copy_(block.add_(scratch[: block.numel()].view(block.shape).copy_(w_aligned[rows])))
     return out
 
 
