@@ -14,6 +14,8 @@ shows the cost per module at MLP shapes. The checkpoints are deleted at the end.
 
     python benchmarks/cli_floor.py [--configs qv all7] [--small] [--rank 8] [--repeats 1] [--dir TMP]
 
+It measures the safelora_lite that `python -m safelora_lite` imports: the one in the current
+directory first (run it from the checkout to measure), else PYTHONPATH's, else the installed one.
 --small writes 2 layers (qv) and 1 layer (all7): a smoke run of a minute. Timings on a shared
 machine are noisy: the load average is printed beside them, and CPU seconds, which contention
 changes less. Goals (issue 21, 2 cores): safe-lora <= 2x, splora <= 3x, lox <= 3x the floor,
