@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,11 +84,32 @@ def write_adapter(folder: Path, model: str, rank: int = 8, modules=("q_proj", "v
     (folder / "adapter_config.json").write_text(json.dumps(config))
 
 
+# Runs the CLI and, at its exit, writes its own peak RSS (VmHWM of its memory map) to a file. The
+# rusage of a child (os.wait4) is no good here: a child forked from this process inherits this
+# process's peak, which after writing checkpoints is larger than most CLI runs.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def record():
+    with open('/proc/self/status') as status:
+        kib = next(line.split()[1] for line in status if line.startswith('VmHWM'))
+    with open(out, 'w') as f:
+        f.write(kib)
+atexit.register(record)
+runpy.run_module('safelora_lite', run_name='__main__', alter_sys=True)
+"""
+
+
 def run_cli(args: list[str], quiet: bool = False) -> tuple[int, float, float, float]:
-    """Run `safelora-lite ARGS` in a child process: (exit status, wall s, CPU s (user + system), peak RSS GB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "safelora_lite", *args], stdout=subprocess.DEVNULL if quiet else None)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20  # ru_maxrss: KiB on Linux
+    """Run `safelora-lite ARGS` in a child process: (exit status, wall s, CPU s (user + system), peak RSS GB).
+
+    Like `python -m safelora_lite`, the child imports the package from the current directory first.
+    """
+    with tempfile.NamedTemporaryFile(prefix="peak_rss_") as peak:
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK_WRAPPER, peak.name, *args],
+                                stdout=subprocess.DEVNULL if quiet else None)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        kib = Path(peak.name).read_text().strip()
+    return os.waitstatus_to_exitcode(status), seconds, usage.ru_utime + usage.ru_stime, int(kib or 0) / 2**20
