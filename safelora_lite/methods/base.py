@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from safelora_lite.adapters.lora_io import LoraAdapter, read_adapter
+from safelora_lite.adapters.hub import resolve_pair
+from safelora_lite.adapters.lora_io import (
+    LoraAdapter, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter,
+)
 
 
 @dataclass
@@ -63,3 +66,23 @@ def timed(fn):
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
+
+
+def edit_folder(edit, adapter_dir, base, aligned, out, report_name: str, revision: str | None = None, **options) -> dict:
+    """A post-hoc edit, `edit(adapter, base_dir, aligned_dir, **options) -> (edited adapter, report)`, on an adapter
+    folder and two checkpoints (folders or hub ids at `revision`): writes OUT (new) with the edited adapter and
+    its report. OUT is checked before any weight is read."""
+    base_dir, aligned_dir = resolve_pair(base, aligned, revision, out=out, inputs=[adapter_dir])
+    start = time.perf_counter()
+    edited, report = edit(adapter_dir, base_dir, aligned_dir, **options)
+    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "revision": revision,
+              "seconds": round(time.perf_counter() - start, 3)}
+    write_adapter(edited, out, files={report_name: report})
+    return report
+
+
+def edit_peft_model(edit, model, base, aligned, adapter_name: str = "default", **options) -> dict:
+    """A post-hoc edit on an in-memory PeftModel: scores everything first, then writes the edited tensors in."""
+    edited, report = edit(adapter_from_peft_model(model, adapter_name), base, aligned, **options)
+    load_adapter_into_peft_model(edited, model, adapter_name)
+    return report

@@ -18,15 +18,14 @@ Python:  `projections = score_adapter(adapter, base, aligned)`, then
 CLI:     `safelora-lite safe-lora --adapter DIR --base DIR|ID --aligned DIR|ID --out DIR ...`
 """
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from safelora_lite.adapters.hub import resolve_pair
-from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, load_adapter_into_peft_model, read_adapter, write_adapter
+from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, adapter_from_peft_model, read_adapter
 from safelora_lite.errors import InputError
+from safelora_lite.methods.base import edit_folder, edit_peft_model
 from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
 from safelora_lite.maths.projection import K_RULE, as_float32, default_k, safe_lora_projector, select_modules, similarity_of_projected
 from safelora_lite.adapters.weights import alignment_changes, check_same_architecture, open_weights
@@ -172,21 +171,12 @@ def safe_lora(adapter, base, aligned, select: str = "number", k: int | None = No
 def safe_lora_dir(adapter_dir, base, aligned, out, revision: str | None = None, **options) -> dict:
     """Safe LoRA on an adapter directory and two checkpoints (folders or hub ids at `revision`): writes
     OUT (new) with the adapter and its report. OUT is checked before any weight is read."""
-    base_dir, aligned_dir = resolve_pair(base, aligned, revision, out=out, inputs=[adapter_dir])
-    start = time.perf_counter()
-    projected, report = safe_lora(adapter_dir, base_dir, aligned_dir, **options)
-    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "revision": revision,
-              "seconds": round(time.perf_counter() - start, 3)}
-    write_adapter(projected, out, files={REPORT_NAME: report})
-    return report
+    return edit_folder(safe_lora, adapter_dir, base, aligned, out, REPORT_NAME, revision, **options)
 
 
 def safe_lora_peft_model(model, base, aligned, adapter_name: str = "default", **options) -> dict:
     """Safe LoRA on an in-memory PeftModel: scores everything first, then sets B <- C B in the model."""
-    adapter = adapter_from_peft_model(model, adapter_name)
-    projected, report = safe_lora(adapter, base, aligned, **options)
-    load_adapter_into_peft_model(projected, model, adapter_name)
-    return report
+    return edit_peft_model(safe_lora, model, base, aligned, adapter_name, **options)
 
 
 def _check_selection(select: str, k, threshold, num_modules: int) -> None:

@@ -26,17 +26,16 @@ CLI:     `safelora-lite splora --adapter DIR --base DIR|ID --aligned DIR|ID --ou
 """
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from safelora_lite.adapters.hub import resolve_pair
-from safelora_lite.adapters.lora_io import LoraAdapter, adapter_from_peft_model, load_adapter_into_peft_model, write_adapter
+from safelora_lite.adapters.lora_io import LoraAdapter
 from safelora_lite.adapters.controls import zero_modules
 from safelora_lite.maths.ediem import LowRank, ediem, null_distances, quantile_range_terms, quantiles, reference_ediem, update_distance
 from safelora_lite.errors import InputError
+from safelora_lite.methods.base import edit_folder, edit_peft_model
 from safelora_lite.options import add_adapter_pair_arguments, refuse_inapplicable
 from safelora_lite.maths.projection import K_RULE, default_k, safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
@@ -217,21 +216,12 @@ def splora(adapter, base, aligned, select: str = "number", k: int | None = None,
 def splora_dir(adapter_dir, base, aligned, out, revision: str | None = None, **options) -> dict:
     """SPLoRA on an adapter directory and two checkpoints (folders or hub ids at `revision`): writes
     OUT (new) with the adapter and its report. OUT is checked before any weight is read."""
-    base_dir, aligned_dir = resolve_pair(base, aligned, revision, out=out, inputs=[adapter_dir])
-    start = time.perf_counter()
-    pruned, report = splora(adapter_dir, base_dir, aligned_dir, **options)
-    report = {**report, "adapter": str(adapter_dir), "base": str(base), "aligned": str(aligned), "revision": revision,
-              "seconds": round(time.perf_counter() - start, 3)}
-    write_adapter(pruned, out, files={REPORT_NAME: report})
-    return report
+    return edit_folder(splora, adapter_dir, base, aligned, out, REPORT_NAME, revision, **options)
 
 
 def splora_peft_model(model, base, aligned, adapter_name: str = "default", **options) -> dict:
     """SPLoRA on an in-memory PeftModel: scores everything first, then zeroes B of the pruned modules."""
-    adapter = adapter_from_peft_model(model, adapter_name)
-    pruned, report = splora(adapter, base, aligned, **options)
-    load_adapter_into_peft_model(pruned, model, adapter_name)
-    return report
+    return edit_peft_model(splora, model, base, aligned, adapter_name, **options)
 
 
 def add_command(subparsers) -> None:
