@@ -89,6 +89,7 @@ def bench(name: str, root: Path, small: bool, rank: int, repeats: int) -> dict:
     count = len(json.loads((folder / "base" / "model.safetensors.index.json").read_text())["weight_map"])
     print(f"[{name}] {what}{' (--small)' if small else ''}: {count} modules, 2 x {size_gb:.2f} GB fp16, adapter rank {rank} "
           f"(written in {time.perf_counter() - t0:.0f} s)", flush=True)
+    os.sync()  # the checkpoints on disk, as a downloaded model is: LoX's writes then find no backlog of dirty pages
     warm(folder)
     result = {"config": name, "layers": layers, "modules": count, "checkpoint_gb": round(size_gb, 3), "rank": rank,
               "load_average_before": round(os.getloadavg()[0], 2)}
@@ -99,6 +100,7 @@ def bench(name: str, root: Path, small: bool, rank: int, repeats: int) -> dict:
         for _ in range(repeats):
             code, wall, cpu, rss = run_cli(method_args(method, folder, count), quiet=True)
             shutil.rmtree(folder / f"out-{method}", ignore_errors=True)
+            os.sync()
             runs.append({"exit": code, "wall_s": wall, "cpu_s": cpu, "rss_gb": rss})
         best = min(runs, key=lambda r: (r["exit"] != 0, r["wall_s"]))  # the fastest successful run
         best["ratio"] = (best["wall_s"] - result["import_s"]) / result["floor_s"]

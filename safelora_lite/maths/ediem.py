@@ -28,7 +28,9 @@ Quantiles are exact at any size (`quantiles`): `torch.quantile` refuses inputs o
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator
 
 import numpy as np
@@ -56,9 +58,16 @@ class LowRank:
     def numel(self) -> int:
         return self.left.shape[0] * self.right.shape[1]
 
+    def starts(self) -> range:
+        """The first row of each block."""
+        return range(0, self.left.shape[0], self.rows_per_block)
+
+    def block(self, start: int) -> torch.Tensor:
+        """The entries of rows start .. start + rows_per_block, flat: (rows * d_in,)."""
+        return (self.left[start: start + self.rows_per_block] @ self.right).reshape(-1)
+
     def blocks(self) -> Iterator[torch.Tensor]:
-        for i in range(0, self.left.shape[0], self.rows_per_block):
-            yield (self.left[i: i + self.rows_per_block] @ self.right).reshape(-1)  # (rows * d_in,)
+        return (self.block(start) for start in self.starts())
 
     def sample(self, m: int, generator: torch.Generator) -> torch.Tensor:
         rows = torch.randint(self.left.shape[0], (m,), generator=generator)
@@ -66,12 +75,14 @@ class LowRank:
         return (self.left[rows] * self.right[:, cols].T).sum(1)  # (m,), entries (rows, cols)
 
 
-_BLOCK = 1 << 18  # entries per piece of a selection pass (cache-sized)
+_BLOCK = 1 << 18  # entries per part of a selection pass (cache-sized)
 
 
-def _chunks(x: "torch.Tensor | LowRank") -> Iterator[torch.Tensor]:
-    """A flat tensor whole, or a LowRank's blocks of rows."""
-    return x.blocks() if isinstance(x, LowRank) else iter([x])
+def _pieces(x: "torch.Tensor | LowRank") -> list:
+    """Functions that each make one piece of x's entries, flat: a LowRank's block of rows, or a slice."""
+    if isinstance(x, LowRank):
+        return [partial(x.block, start) for start in x.starts()]
+    return [partial(x.__getitem__, slice(start, start + 4 * _BLOCK)) for start in range(0, x.numel(), 4 * _BLOCK)]
 
 
 def _entries(x: "torch.Tensor | LowRank") -> torch.Tensor:
@@ -87,18 +98,19 @@ def _order_statistics(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int
     """
     n = x.numel()
     if n > _SORT_LIMIT:
-        with single_thread():  # short kernels and numpy: a second math thread only adds waits
-            out = _select(x, ranks)
+        workers = torch.get_num_threads()
+        with single_thread():  # short kernels and numpy, one piece per worker: no kernel waits for a second thread
+            out = _select(x, ranks, workers)
         if len(out) == len(set(ranks)):
             return out
     ordered = torch.sort(_entries(x)).values
     return {r: float(ordered[r]) for r in ranks}
 
 
-def _select(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
+def _select(x: "torch.Tensor | LowRank", ranks: list[int], workers: int = 1) -> dict[int, float]:
     """Floyd-Rivest: a seeded random sample brackets the wanted ranks in a few intervals [a, b]; one
-    pass over the entries, block by block, counts those below each a and collects the few inside;
-    the ranks are selected among those. A rank whose bracket the sample missed is left out."""
+    pass over the entries, `workers` pieces at a time, counts those below each a and collects the few
+    inside; the ranks are selected among those. A rank whose bracket the sample missed is left out."""
     n, m = x.numel(), _SAMPLE
     generator = torch.Generator().manual_seed(0)
     if isinstance(x, LowRank):
@@ -116,23 +128,30 @@ def _select(x: "torch.Tensor | LowRank", ranks: list[int]) -> dict[int, float]:
         else:
             intervals.append([lo, hi])
     bounds = [(float(sample[lo]) if lo >= 0 else -math.inf, float(sample[hi]) if hi < m else math.inf) for lo, hi in intervals]
-    firsts, insides = [0] * len(bounds), [[] for _ in bounds]
-    for chunk in _chunks(x):
-        chunk = chunk.cpu().numpy()  # numpy: its one-thread compares and counts are ~4x faster here than torch's
-        for start in range(0, chunk.size, _BLOCK):  # cache-sized pieces
-            values = chunk[start: start + _BLOCK]
-            for j, (a, b) in enumerate(bounds):
-                below = values < a  # entries ranked before the interval
-                firsts[j] += int(np.count_nonzero(below))
-                insides[j].append(values[np.logical_and(values <= b, ~below, out=below)])  # a <= x <= b
+    with ThreadPoolExecutor(workers) as pool:  # numpy and torch release the GIL: the pieces run side by side
+        scans = list(pool.map(partial(_scan, bounds=bounds), _pieces(x)))
     out = {}
-    for first, parts in zip(firsts, insides):
-        inside = np.concatenate(parts)
+    for j in range(len(bounds)):
+        first = sum(counts[j] for counts, _ in scans)  # entries below a
+        inside = np.concatenate([parts[j] for _, parts in scans])  # entries in [a, b]
         wanted = [r - first for r in sorted(set(ranks)) if first <= r < first + inside.size]
         if wanted:
             inside = np.partition(inside, wanted)  # the wanted positions in sorted order, the rest not sorted
             out.update({first + w: float(inside[w]) for w in wanted})
     return out
+
+
+def _scan(piece, bounds: list[tuple[float, float]]) -> tuple[list[int], list[np.ndarray]]:
+    """For each interval [a, b]: how many entries of one piece lie below a, and those inside."""
+    entries = piece().cpu().numpy()  # numpy: its one-thread compares and counts are ~4x faster here than torch's
+    counts, insides = [0] * len(bounds), [[] for _ in bounds]
+    for start in range(0, entries.size, _BLOCK):  # cache-sized parts
+        values = entries[start: start + _BLOCK]
+        for j, (a, b) in enumerate(bounds):
+            below = values < a  # entries ranked before the interval
+            counts[j] += int(np.count_nonzero(below))
+            insides[j].append(values[np.logical_and(values <= b, ~below, out=below)])  # a <= x <= b
+    return counts, [np.concatenate(parts) for parts in insides]
 
 
 def quantiles(x: "torch.Tensor | LowRank", qs: list[float], check: bool = True) -> list[float]:
