@@ -159,17 +159,17 @@ def test_notebook_06_solutions_pass_the_notebooks_checks():
 
 
 def test_scale_notebook_solutions_pass_the_notebooks_checks():
-    """Notebooks 08 and 09's inline exercises, against the memory planner as the notebooks check them."""
+    """Notebooks 09 and 10's inline exercises, against the memory planner as the notebooks check them."""
     from safelora_lite.training import memory_plan as mp
     from safelora_lite.course.exercises import compare
     from safelora_lite.adapters.model_loading import real_config
 
     tiny = real_config("TinyLlama/TinyLlama-1.1B-Chat-v1.0")
-    s08 = load_solution_module("08").NOTEBOOK_SOLUTIONS
-    assert compare(s08[1](), mp.plan(tiny, precision="bf16").weights / mp.GiB) in ("exact", "approximate")
-    assert compare(s08[2](), mp.lora_parameters(tiny, 8, ["q_proj", "v_proj"])) == "exact"
-    llama = real_config("meta-llama/Llama-2-7b-chat-hf")
     s09 = load_solution_module("09").NOTEBOOK_SOLUTIONS
+    assert compare(s09[1](), mp.plan(tiny, precision="bf16").weights / mp.GiB) in ("exact", "approximate")
+    assert compare(s09[2](), mp.lora_parameters(tiny, 8, ["q_proj", "v_proj"])) == "exact"
+    llama = real_config("meta-llama/Llama-2-7b-chat-hf")
+    s10 = load_solution_module("10").NOTEBOOK_SOLUTIONS
     dims, layers = mp.module_dims(llama), mp.shapes(llama)["L"]
-    assert compare(s09[1](), mp.plan(llama, precision="fp16", quantization="4bit").weights / mp.GiB, rtol=1e-3) in ("exact", "approximate")
-    assert compare(s09[2](), sum(layers * dims[m][1] ** 2 * 4 for m in ("q_proj", "v_proj")) / mp.GiB) in ("exact", "approximate")
+    assert compare(s10[1](), mp.plan(llama, precision="fp16", quantization="4bit").weights / mp.GiB, rtol=1e-3) in ("exact", "approximate")
+    assert compare(s10[2](), sum(layers * dims[m][1] ** 2 * 4 for m in ("q_proj", "v_proj")) / mp.GiB) in ("exact", "approximate")

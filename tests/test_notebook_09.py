@@ -1,20 +1,25 @@
-"""Notebook 09 (Llama-2-7B scale) runs end to end with the stand-in pair and small parameters."""
+"""Notebook 09 (TinyLlama scale) runs end to end with the stand-in pair and small parameters."""
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_notebook_09_plans_7b_and_runs_the_pipeline_on_the_stand_in(run_notebook):
-    r = run_notebook("09_scale_llama2_7b", model_source="stand-in", world_size="small", steps=8, save_steps=4,
-                     disconnect_at=4, n_examples=64, batch_size=16, eval_per_split=5, max_new_tokens=12, ks=[4],
-                     quantization="4bit")  # without bitsandbytes / a GPU this is skipped with a message
-    assert r["finetune"]["steps"] == 8 and r["finetune"]["resumed_from"].endswith("checkpoint-4")
-    plan = {row["gpu"]: row for row in r["memory_plan"]}
-    assert plan["T4 16 GB"]["quantization"] in ("8bit", "4bit")  # 7B in 16-bit does not fit a T4
-    assert plan["A100 / H100 80 GB"]["quantization"] is None
-    by_quant = {row["quantization"]: row for row in r["quantization_plan"]}
-    assert by_quant["4bit"]["weights"] < by_quant["8bit"]["weights"] < by_quant[None]["weights"]
-    assert r["projection_memory"]["reference_gib"] > 50 > 1 > r["projection_memory"]["streaming_gib"]
-    assert {p["method"] for p in r["sweeps"]} >= {"safe_lora_paper", "zero", "random", "splora", "random_prune"}
-    assert all(p["k"] == 4 for p in r["sweeps"])
+def test_notebook_09_runs_with_the_stand_in_and_resumes(run_notebook):
+    r = run_notebook("09_scale_tinyllama", model_source="stand-in", world_size="small", steps=12, save_steps=4,
+                     disconnect_at=8, n_examples=96, batch_size=16, eval_per_split=6, max_new_tokens=12, ks=[0, 8])
+    assert r["finetune"]["steps"] == 12 and r["finetune"]["resumed_from"].endswith("checkpoint-8")
+    assert r["finetune"]["disconnected"]
+    assert abs(r["activation_check"]["relative_error"]) <= 0.15
+    assert {row["gpu"] for row in r["memory_plan"]} and all(row["fits"] for row in r["memory_plan"])
+    methods = {p["method"] for p in r["sweeps"]}
+    assert {"safe_lora_paper", "zero", "random", "splora", "random_prune"} <= methods
+    for p in r["sweeps"]:
+        assert 0.0 <= p["refusal_rate"] <= 1.0 and 0.0 <= p["task_accuracy"] <= 1.0
+    k0 = [p for p in r["sweeps"] if p["k"] == 0]
+    for p in k0:  # editing no module leaves the fine-tuned adapter as it was
+        assert p["refusal_rate"] == r["attacked"]["refusal_rate"] and p["task_accuracy"] == r["attacked"]["task_accuracy"]
+    zero_all = next(p for p in r["sweeps"] if p["method"] == "zero" and p["k"] == r["n_modules"])
+    assert zero_all["refusal_rate"] == r["aligned"]["refusal_rate"]  # no update left: the aligned model itself
+    assert r["best"]["method"] == "safe_lora_paper" and r["conclusion"]
+    assert r["measured_gpu"] is None  # no GPU in CI

@@ -1,1 +1,1 @@
-"""The scale notebooks (08, 09): resumable fine-tuning of a real model pair and the pipeline around it."""
+"""The scale notebooks (09, 10): resumable fine-tuning of a real model pair and the pipeline around it."""

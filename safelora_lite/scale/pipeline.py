@@ -1,4 +1,4 @@
-"""The pipeline of notebooks 08 and 09 on any model pair: data, evaluation by adapter swap, post-hoc sweeps.
+"""The pipeline of notebooks 09 and 10 on any model pair: data, evaluation by adapter swap, post-hoc sweeps.
 
 One code path whatever `model_source` is: the pair is resolved to two safetensors folders (the toy
 world's trained pair for "stand-in", the hub snapshot or local folders otherwise); the aligned

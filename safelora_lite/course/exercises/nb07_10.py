@@ -1,4 +1,4 @@
-"""Self-checking exercises for notebooks 07-10, on toy tensors (seconds, no training).
+"""Self-checking exercises for notebooks 07-11, on toy tensors (seconds, no training).
 
 Each exercise is registered with `exercises.register(key, question, make_inputs, reference)`; the reference
 calls the library where the library has the computation, so the exercise checks the learner against the code
@@ -33,7 +33,7 @@ register(
 )
 
 
-# --- notebooks 08 and 09: scale ---------------------------------------------------------------------
+# --- notebooks 09 and 10: scale ---------------------------------------------------------------------
 
 TINYLLAMA = {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32,
              "num_key_value_heads": 4, "vocab_size": 32000}
@@ -49,7 +49,7 @@ def _v_shape(config):
 
 
 register(
-    "08.v_proj_shape",
+    "09.v_proj_shape",
     "config is TinyLlama-1.1B's (grouped-query attention: 32 heads, 4 key/value heads). What is the shape "
     "[d_out, d_in] of a v_proj weight? (So: what shape do V, B and C B have there?)",
     lambda: {"config": dict(TINYLLAMA)},
@@ -73,7 +73,7 @@ def _lora_state_bytes(config, r, target_modules):
 _SCALE_INPUTS = lambda: {"config": dict(LLAMA2_7B), "r": 8, "target_modules": ["q_proj", "v_proj"]}
 
 register(
-    "09.lora_parameters",
+    "10.lora_parameters",
     "config is Llama-2-7B's. How many trainable parameters does a LoRA of rank r on q_proj and v_proj of every "
     "layer have? (r (d_in + d_out) per module; an int.)",
     _SCALE_INPUTS,
@@ -81,7 +81,7 @@ register(
 )
 
 register(
-    "09.lora_state_bytes",
+    "10.lora_state_bytes",
     "Training keeps the LoRA parameters, their gradients and AdamW's two moments, all in fp32. How many bytes "
     "is that for the same LoRA? (an int; compare with ~13.5 GB of bf16 weights.)",
     _SCALE_INPUTS,
@@ -89,7 +89,7 @@ register(
 )
 
 
-# --- notebook 10: beyond --------------------------------------------------------------------------------
+# --- notebook 11: beyond --------------------------------------------------------------------------------
 
 def _lox_inputs() -> dict:
     g = generator(100)
@@ -104,7 +104,7 @@ def _lox_weight(w_base, w_aligned, alpha, k):
 
 
 register(
-    "10.lox_weight",
+    "11.lox_weight",
     "LoX extrapolates the alignment before fine-tuning: W <- W_aligned + alpha * rank_k(W_aligned - W_base), "
     "rank_k the truncated SVD. Return the new 6 x 6 weight for the given w_base, w_aligned, alpha and k.",
     _lox_inputs,
@@ -123,7 +123,7 @@ def shaped_loss(ce, kl, w, beta):
 
 
 register(
-    "10.shaped_loss",
+    "11.shaped_loss",
     "Token-level safety shaping: per response token t, cross-entropy ce[t], KL to the reference model kl[t], "
     "a guardrail's safety weight w[t] in [0, 1]. Return the loss, the mean over tokens of "
     "w_t CE_t + (1 - w_t) beta KL_t (a float).",

@@ -1,4 +1,4 @@
-"""Worked solutions to notebook 09's exercises (Llama-2-7B's LoRA budget). Try them yourself first!
+"""Worked solutions to notebook 10's exercises (Llama-2-7B's LoRA budget). Try them yourself first!
 
 tests/test_exercises.py runs every solution against its check.
 """
@@ -18,12 +18,12 @@ def lora_state_bytes(config, r, target_modules):
 
 
 SOLUTIONS = {
-    "09.lora_parameters": lora_parameters,
-    "09.lora_state_bytes": lora_state_bytes,
+    "10.lora_parameters": lora_parameters,
+    "10.lora_state_bytes": lora_state_bytes,
 }
 
 
-# --- the inline exercises of notebook 09, section 7 (checked in the notebook with `compare`) -------
+# --- the inline exercises of notebook 10, section 7 (checked in the notebook with `compare`) -------
 
 def weights_4bit_gib():
     total, kept_16bit = 6_738_415_616, 262_410_240  # all parameters; embeddings + lm_head + norms

@@ -1,4 +1,4 @@
-"""Worked solution to notebook 08's exercise (TinyLlama's shapes). Try it yourself first!
+"""Worked solution to notebook 09's exercise (TinyLlama's shapes). Try it yourself first!
 
 tests/test_exercises.py runs every solution against its check.
 """
@@ -10,10 +10,10 @@ def v_proj_shape(config):
     return [d_out, config["hidden_size"]]  # (256, 2048): V, B and C B all have 256 rows
 
 
-SOLUTIONS = {"08.v_proj_shape": v_proj_shape}
+SOLUTIONS = {"09.v_proj_shape": v_proj_shape}
 
 
-# --- the inline exercises of notebook 08, section 7 (checked in the notebook with `compare`) -------
+# --- the inline exercises of notebook 09, section 7 (checked in the notebook with `compare`) -------
 
 def weights_gib():
     return 1_100_048_384 * 2 / 2**30  # bf16: 2 bytes per parameter -> about 2.05 GiB

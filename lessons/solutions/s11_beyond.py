@@ -1,4 +1,4 @@
-"""Worked solutions to notebook 10's exercises (LoX and token-level safety shaping). Try them yourself first!
+"""Worked solutions to notebook 11's exercises (LoX and token-level safety shaping). Try them yourself first!
 
 tests/test_exercises.py runs every solution against its check.
 """
@@ -20,6 +20,6 @@ def shaped_loss(ce, kl, w, beta):
 
 
 SOLUTIONS = {
-    "10.lox_weight": lox_weight,
-    "10.shaped_loss": shaped_loss,
+    "11.lox_weight": lox_weight,
+    "11.shaped_loss": shaped_loss,
 }
