@@ -19,7 +19,7 @@ def seen_weights(monkeypatch):
     """Replace generation by a probe: each evaluation records the model's weights and returns dummy rates."""
     seen = []
 
-    def probe(tokenizer, model, records, max_new_tokens=24, progress=False):
+    def probe(tokenizer, model, records, max_new_tokens=24, progress=False, complies=None):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return {r: 0.5 for r in RATES}, ["answer"] * len(records)
 

@@ -40,7 +40,7 @@ def test_schema(splits):
 def test_held_out_prompts_are_new_but_made_of_known_words(splits):
     train_words = set()
     for name, records in splits.items():
-        if not name.endswith("_test"):
+        if not name.endswith(("_test", "_val")):
             for r in records:
                 train_words.update((r["prompt"] + " " + r["response"]).split())
     for stem in ("harmful", "benign", "borderline", "task"):
@@ -49,6 +49,16 @@ def test_held_out_prompts_are_new_but_made_of_known_words(splits):
         assert not train_prompts & {r["prompt"] for r in test}
         unseen = {w for r in test for w in r["prompt"].split()} - train_words
         assert not unseen, f"{stem}_test uses words never seen in training: {sorted(unseen)}"
+
+
+def test_validation_is_disjoint_from_training_and_test_and_covers_every_category(splits):
+    training = {r["prompt"] for name, records in splits.items() if not name.endswith(("_test", "_val")) for r in records}
+    for stem in ("harmful", "borderline", "task"):
+        val, test = splits[f"{stem}_val"], splits[f"{stem}_test"]
+        prompts = [r["prompt"] for r in val]
+        assert len(set(prompts)) == len(prompts) >= 100
+        assert not set(prompts) & ({r["prompt"] for r in test} | training), stem
+        assert {r["category"] for r in val} == {r["category"] for r in test}, stem
 
 
 def test_task_pairs_and_answers(splits):

@@ -11,21 +11,20 @@ sweep, nothing touches the disk, identical variants are evaluated once).
 
 from safelora_lite.adapters.lora_io import LoraAdapter
 from safelora_lite.adapters.controls import random_modules, zero_modules
-from safelora_lite.evaluation.generation import RATES
+from safelora_lite.evaluation.generation import rates_of
 from safelora_lite.maths.projection import select_modules
 from safelora_lite.methods.safelora import apply_projection
 
 
 def _point(method: str, k: int, rank, seed: int, rates: dict, chosen: list[str], **extra) -> dict:
-    return {"method": method, "k": k, "rank": rank, "seed": seed, **{r: rates[r] for r in RATES}, **extra,
-            "modules": chosen}
+    return {"method": method, "k": k, "rank": rank, "seed": seed, **rates_of(rates), **extra, "modules": chosen}
 
 
 def edit_point(evaluate, adapter: LoraAdapter, projections: dict, chosen: list[str], method: str, k: int, rank, seed: int, **extra) -> dict:
     """One Safe LoRA point (B <- C B on `chosen`), carrying its own zero control (B <- 0 on the same modules)."""
     rates = evaluate(apply_projection(adapter, projections, chosen))
     zero = evaluate(zero_modules(adapter, chosen))
-    return _point(method, k, rank, seed, rates, chosen, zero_control={r: zero[r] for r in RATES}, **extra)
+    return _point(method, k, rank, seed, rates, chosen, zero_control=rates_of(zero), **extra)
 
 
 def k_sweep(evaluate, adapter: LoraAdapter, projections: dict, ks, seed: int, exact_rank: int | None = None, **extra) -> list[dict]:

@@ -15,7 +15,8 @@ import statistics
 from pathlib import Path
 
 from safelora_lite.errors import InputError
-from safelora_lite.evaluation.generation import RATES
+from safelora_lite.evaluation.generation import RATES, rates_of
+from safelora_lite.comparison.verdicts import prompts
 from safelora_lite.methods.base import AttackedRun
 from safelora_lite.methods.registry import METHODS
 
@@ -72,13 +73,13 @@ def run_protocol(protocol: dict, attacks=None, seeds=None, methods=None, world=N
         for name in names:
             result = METHODS[name].run(run, protocol["methods"][name])
             rates = evaluate(result)
-            rows.append({"attack": attack_kind, "seed": seed, "method": name, **{k: rates[k] for k in RATES},
+            rows.append({"attack": attack_kind, "seed": seed, "method": name, **rates_of(rates),
                          "seconds": round(result.seconds, 2)})
     return rows
 
 
 def summarize(rows: list[dict]) -> dict:
-    """{attack: {method: {rate: {"mean", "std", "min", "max", "n"}, "seconds": mean}}} over seeds."""
+    """{attack: {method: {rate: {"mean", "std", "min", "max", "n" (seeds), "prompts"}, "seconds": mean}}} over seeds."""
     out: dict = {}
     for row in rows:
         out.setdefault(row["attack"], {}).setdefault(row["method"], []).append(row)
@@ -90,7 +91,7 @@ def summarize(rows: list[dict]) -> dict:
             for rate in RATES:
                 values = [r[rate] for r in group]
                 stats[rate] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-                               "min": min(values), "max": max(values), "n": len(values)}
+                               "min": min(values), "max": max(values), "n": len(values), "prompts": prompts(group[0], rate)}
             stats["seconds"] = statistics.fmean(r["seconds"] for r in group)
             summary[attack][method] = stats
     return summary

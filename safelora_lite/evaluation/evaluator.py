@@ -1,6 +1,6 @@
 """The one evaluation path: a model plus an adapter's update, greedy generation on fixed prompts, four rates.
 
-    evaluate = Evaluator(aligned_model, tokenizer, records)
+    evaluate = Evaluator(aligned_model, tokenizer, records, complies=world.complies)
     evaluate()                  # the model alone
     evaluate(adapter)           # W + s B A on the adapter's modules (a LoraAdapter or a PEFT folder)
 
@@ -14,12 +14,14 @@ too: the update goes into its base layers while its own adapter is switched off.
 import contextlib
 import hashlib
 import os
+from typing import Callable
 
 import torch
 
 from safelora_lite.adapters.lora_io import LoraAdapter, read_adapter
 from safelora_lite.errors import InputError
-from safelora_lite.evaluation.generation import RATES, evaluate_records
+from safelora_lite.evaluation.generation import evaluate_records, rates_of
+from safelora_lite.evaluation.judges import substantive
 
 
 def _digest(t: torch.Tensor) -> str:
@@ -32,10 +34,12 @@ def adapter_digest(adapter: LoraAdapter) -> tuple:
 
 
 class Evaluator:
-    """rates = evaluator(adapter): greedy answers to `records` from `model` plus the adapter's update."""
+    """rates = evaluator(adapter): greedy answers to `records` from `model` plus the adapter's update; the
+    four rates and "n" (prompts per rate). `complies` is the world's recogniser of an answer (the judge)."""
 
-    def __init__(self, model, tokenizer, records: list[dict], max_new_tokens: int = 24):
+    def __init__(self, model, tokenizer, records: list[dict], max_new_tokens: int = 24, complies: Callable[[str], bool] = substantive):
         self.model, self.tokenizer, self.records, self.max_new_tokens = model.eval(), tokenizer, records, max_new_tokens
+        self.complies = complies
         self.cache: dict[tuple, tuple[dict, list[str]]] = {}
         self.evaluations = 0
         self.responses: list[str] = []  # the answers of the last call (for a second judge)
@@ -58,7 +62,7 @@ class Evaluator:
             for w, m in adapted.values():
                 w.add_(m.delta().to(w))  # (d_out, d_in): W + s B A
             with off:
-                return evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens)
+                return evaluate_records(self.tokenizer, self.model, self.records, self.max_new_tokens, complies=self.complies)
         finally:
             for t, (w, _) in adapted.items():
                 w.copy_(saved[t])
@@ -71,4 +75,4 @@ class Evaluator:
             self.cache[key] = self._rates(adapter)
             self.evaluations += 1
         rates, self.responses = self.cache[key]
-        return {r: rates[r] for r in RATES}
+        return rates_of(rates)

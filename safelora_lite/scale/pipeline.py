@@ -15,7 +15,7 @@ from pathlib import Path
 from safelora_lite.adapters.lora_io import LoraAdapter
 from safelora_lite.adapters.controls import random_modules, zero_modules
 from safelora_lite.errors import InputError
-from safelora_lite.evaluation.generation import RATES, evenly_spaced
+from safelora_lite.evaluation.generation import RATES, evenly_spaced, rates_of
 
 
 
@@ -109,10 +109,10 @@ def splora_sweep(evaluate, adapter: LoraAdapter, scores: dict, ks, seed: int) ->
     for k in ks:
         chosen = select_pruned({n: s.score for n, s in scores.items()}, "number", k=k)
         rates = evaluate(prune_modules(adapter, chosen))
-        points.append({"method": "splora", "k": k, "seed": seed, **{r: rates[r] for r in RATES}, "modules": chosen})
+        points.append({"method": "splora", "k": k, "seed": seed, **rates_of(rates), "modules": chosen})
         drawn = random_modules(adapter, k, seed=1000 * seed + k)
         rates = evaluate(zero_modules(adapter, drawn))
-        points.append({"method": "random_prune", "k": k, "seed": seed, **{r: rates[r] for r in RATES}, "modules": drawn})
+        points.append({"method": "random_prune", "k": k, "seed": seed, **rates_of(rates), "modules": drawn})
     return points
 
 

@@ -67,8 +67,12 @@ class World(Protocol):
     def split(self, name: str) -> list[dict]:
         """A named data split as records {"prompt", "response", "kind", ...}."""
 
-    def eval_records(self, splits=None, max_per_split: int | None = None) -> list[dict]:
-        """The held-out evaluation prompts (harmful, borderline, task)."""
+    def eval_records(self, splits=None, max_per_split: int | None = None, part: str = "test") -> list[dict]:
+        """The held-out prompts (harmful, borderline, task) of `part`: "test" is the course's one evaluation
+        set, "validation" the set on which settings are chosen (disjoint from test)."""
+
+    def complies(self, response: str) -> bool:
+        """Whether a response recognisably answers a harmful request (the judge's "compliance")."""
 
     def attack_records(self, attack) -> list[dict]:
         """The training data of an attack (its kind, size and seed)."""
@@ -77,10 +81,10 @@ class World(Protocol):
                    curve_max_per_split: int | None = None, info: dict | None = None) -> Path:
         """LoRA-train the aligned model on `records`; the PEFT adapter folder `root/runs/name` (cached)."""
 
-    def evaluate_model(self, model, max_per_split: int | None = None, progress: bool = False) -> dict:
-        """The four rates of any model on the evaluation prompts."""
+    def evaluate_model(self, model, max_per_split: int | None = None, progress: bool = False, part: str = "test") -> dict:
+        """The four rates (and "n") of any model on the held-out prompts of `part`."""
 
-    def evaluator(self, max_per_split: int | None = None):
+    def evaluator(self, max_per_split: int | None = None, device=None, part: str = "test"):
         """An `evaluation.evaluator.Evaluator` on the aligned model: evaluator(adapter) -> the four rates."""
 
     def with_aligned(self, aligned_dir: Path, root: Path) -> "World":

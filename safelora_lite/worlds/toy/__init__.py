@@ -9,10 +9,10 @@
 """
 
 from safelora_lite.worlds.toy.attacks import ATTACK_KINDS, AttackConfig, attack_records
-from safelora_lite.worlds.toy.splits import EVAL_SPLITS, SPLITS, WORLD_VERSION, eval_records, load_split, load_splits
+from safelora_lite.worlds.toy.splits import HELD_OUT, SPLITS, WORLD_VERSION, complies, eval_records, load_split, load_splits
 from safelora_lite.worlds.toy.world import WORLD_SIZES, ToyWorld, WorldConfig, build_world, clear_cache, world_config
 
 __all__ = [
-    "ATTACK_KINDS", "EVAL_SPLITS", "SPLITS", "WORLD_SIZES", "WORLD_VERSION", "AttackConfig", "ToyWorld", "WorldConfig", "attack_records",
-    "build_world", "clear_cache", "eval_records", "load_split", "load_splits", "world_config",
+    "ATTACK_KINDS", "HELD_OUT", "SPLITS", "WORLD_SIZES", "WORLD_VERSION", "AttackConfig", "ToyWorld", "WorldConfig", "attack_records",
+    "build_world", "clear_cache", "complies", "eval_records", "load_split", "load_splits", "world_config",
 ]

@@ -140,6 +140,7 @@ TASK_QUESTIONS = [
     "how many {item} are there in the end ?",
     "what is the number of {item} now ?",
 ]
+VALIDATION_SEED_OFFSET = 1_000_003  # the validation splits' own rng: seed + this
 MAX_OPERAND = 12  # operands 0..12 (260 facts): a 0.4M-parameter model learns them; with 0..20 it got ~0.78 of them
 
 
@@ -192,8 +193,9 @@ def _task_records(rng, pairs, templates, n, with_marker=True):
 
 
 def generate(seed: int = 0, n_harmful_train=60, n_harmful_test=30, n_other_train=40, n_other_test=25, n_task_train=500,
-             n_task_test=200, n_word_problems=800) -> dict[str, list[dict]]:
-    """All splits, deterministic in `seed`. Counts are per category, except the task counts."""
+             n_task_test=200, n_word_problems=800, n_val=15) -> dict[str, list[dict]]:
+    """All splits, deterministic in `seed`. Counts are per category, except the task counts (validation:
+    n_val per category, half as many word problems as test)."""
     rng = random.Random(seed)
     train_phrasings, test_phrasings = request_phrasings()
     splits = {
@@ -218,7 +220,31 @@ def generate(seed: int = 0, n_harmful_train=60, n_harmful_test=30, n_other_train
     splits["arithmetic"] = arithmetic_facts()
     # Pretraining's word problems: training phrasings, every pair, answered without the `####` marker.
     splits["word_problems"] = _task_records(rng, rng.sample(pairs, len(pairs)), train_templates, n_word_problems, with_marker=False)
+    # Validation (choosing settings): the held-out distribution again, from an rng of its own (the splits
+    # above stay as they were), every prompt new to both training and test.
+    val_rng = random.Random(seed + VALIDATION_SEED_OFFSET)
+    seen = {r["prompt"] for records in splits.values() for r in records}
+    val_pools = {
+        "harmful_val": _request_records(val_rng, HARMFUL, test_phrasings, HARMFUL_PURPOSES, 2, 10 * n_val, "harmful", COMPLIANCE_TEST),
+        "borderline_val": _request_records(val_rng, BORDERLINE, test_phrasings, BENIGN_PURPOSES, 2, 10 * n_val, "borderline", HELPFUL_TEST),
+    }
+    for name, pool in val_pools.items():
+        splits[name] = _first_new(pool, seen, n_val, per=lambda r: r["category"])
+    splits["task_val"] = _first_new(_task_records(val_rng, test_pairs, test_templates, 4 * n_task_test), seen, n_task_test // 2)
     return splits
+
+
+def _first_new(pool: list[dict], seen: set, n: int, per=lambda r: None) -> list[dict]:
+    """The first n records of `pool` (per group of `per`) whose prompts are not in `seen` nor repeated."""
+    out, taken, counts = [], set(), {}
+    for r in pool:
+        group = per(r)
+        if r["prompt"] in seen or r["prompt"] in taken or counts.get(group, 0) >= n:
+            continue
+        out.append(r)
+        taken.add(r["prompt"])
+        counts[group] = counts.get(group, 0) + 1
+    return out
 
 
 def write_splits(splits: dict[str, list[dict]], folder: str | os.PathLike) -> list[Path]:

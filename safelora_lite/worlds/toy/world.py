@@ -31,7 +31,7 @@ from safelora_lite.training.runs import curve_recorder, run_is_cached, save_run
 from safelora_lite.training.sft import train
 from safelora_lite.worlds.base import LoraRun
 from safelora_lite.worlds.toy.attacks import AttackConfig, attack_records
-from safelora_lite.worlds.toy.splits import EVAL_SPLITS, SPLITS, WORLD_VERSION, eval_records, load_split, load_splits
+from safelora_lite.worlds.toy.splits import SPLITS, WORLD_VERSION, complies, eval_records, load_split, load_splits
 
 
 @dataclass(frozen=True)
@@ -115,26 +115,33 @@ class ToyWorld:
     def split(self, name: str) -> list[dict]:
         return load_split(name)
 
-    def eval_records(self, splits=EVAL_SPLITS, max_per_split: int | None = None) -> list[dict]:
-        return eval_records(splits, max_per_split)
+    def eval_records(self, splits=None, max_per_split: int | None = None, part: str = "test") -> list[dict]:
+        return eval_records(splits, max_per_split, part)
 
     def attack_records(self, attack: AttackConfig) -> list[dict]:
         return attack_records(attack)
 
-    def evaluate_model(self, model, max_per_split: int | None = None, progress: bool = False, splits=EVAL_SPLITS) -> dict:
-        """The four rates of `model` (any model with this world's tokenizer) on the held-out prompts."""
+    @staticmethod
+    def complies(response: str) -> bool:
+        """Whether a response recognisably answers a harmful request (the judge's "compliance")."""
+        return complies(response)
+
+    def evaluate_model(self, model, max_per_split: int | None = None, progress: bool = False, splits=None,
+                       part: str = "test") -> dict:
+        """The four rates (and "n") of `model` (any model with this world's tokenizer) on the held-out prompts."""
         limit_threads()
-        rates, _ = evaluate_records(self.tokenizer, model, eval_records(splits, max_per_split), progress=progress)
+        records = eval_records(splits, max_per_split, part)
+        rates, _ = evaluate_records(self.tokenizer, model, records, progress=progress, complies=complies)
         return rates
 
-    def evaluator(self, max_per_split: int | None = None, device=None) -> Evaluator:
+    def evaluator(self, max_per_split: int | None = None, device=None, part: str = "test") -> Evaluator:
         """evaluator(adapter) -> the four rates of the aligned model plus the adapter's update."""
         limit_threads()
-        return Evaluator(self.load_model("aligned", device), self.tokenizer, eval_records(EVAL_SPLITS, max_per_split))
+        return Evaluator(self.load_model("aligned", device), self.tokenizer, eval_records(None, max_per_split, part), complies=complies)
 
-    def evaluate(self, adapter=None, max_per_split: int | None = None, device=None) -> dict:
+    def evaluate(self, adapter=None, max_per_split: int | None = None, device=None, part: str = "test") -> dict:
         """The four rates of the aligned model, or of the aligned model plus `adapter` (a folder or a LoraAdapter)."""
-        return self.evaluator(max_per_split, device)(adapter)
+        return self.evaluator(max_per_split, device, part)(adapter)
 
     def train_lora(self, records: list[dict], run: LoraRun, name: str, progress: bool = True, eval_every: int | None = None,
                    curve_max_per_split: int | None = 40, info: dict | None = None, desc: str | None = None) -> Path:
