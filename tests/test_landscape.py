@@ -125,6 +125,8 @@ def test_basin_walks_out_from_zero_to_the_walls():
     assert "at least 2.00" in read.basin_text("flat", flat)
     with pytest.raises(InputError):
         read.basin([point(0.5, 0.9)], aligned)
+    perfect = point(0.0, 1.0, n=4)  # a rate of 1 is inside its own interval, whatever the rounding of its ends
+    assert read.basin([perfect], perfect)["low"] == 0.0
 
 
 def test_like_deletion_follows_the_verdict_rule():
