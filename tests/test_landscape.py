@@ -129,10 +129,10 @@ def test_basin_walks_out_from_zero_to_the_walls():
     assert read.basin([perfect], perfect)["low"] == 0.0
 
 
-def test_like_deletion_follows_the_verdict_rule():
+def test_same_rates_follows_the_verdict_rule():
     deletion = point(1.0, 0.10, n=240)
-    assert read.like_deletion(point(1.0, 0.11, n=240), deletion)
-    assert not read.like_deletion(point(1.0, 0.40, n=240), deletion)
+    assert read.same_rates(point(1.0, 0.11, n=240), deletion)
+    assert not read.same_rates(point(1.0, 0.40, n=240), deletion)
 
 
 def test_shrink_factors_follow_the_size_of_v(tiny_llama_pair):

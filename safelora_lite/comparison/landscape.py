@@ -75,9 +75,10 @@ def basin_along_second(grid: list[dict], reference: dict, rate: str = "refusal_r
 
 
 def best_inside(points: list[dict], reference: dict, rate: str = "refusal_rate", keep: str = "task_accuracy") -> dict | None:
-    """The point with the highest `keep` (task accuracy) among those whose `rate` is in the reference's interval."""
+    """The point with the highest `keep` (task accuracy) among those whose `rate` is in the reference's interval
+    (ties: the largest alpha, the point closest to the attacked model)."""
     candidates = [p for p in points if inside(p, reference, rate)]
-    return max(candidates, key=lambda p: p[keep]) if candidates else None
+    return max(candidates, key=lambda p: (p[keep], p.get("alpha", 0.0))) if candidates else None
 
 
 def rate_along(line: list[dict], alpha: float, rate: str) -> float:
@@ -93,10 +94,10 @@ def landing(name: str, update: Direction, axes: list[Direction], rates: dict) ->
     return {"name": name, "coordinates": coefs, "off_plane": off, "norm": update.norm(), **rates}
 
 
-def like_deletion(method: dict, deletion: dict, spread: float = 0.0) -> bool:
-    """A method's rates do not differ from those of deleting the same modules' updates, on refusal and on
-    task accuracy, by the library's one rule."""
-    return not (differs(method, deletion, "refusal_rate", spread) or differs(method, deletion, "task_accuracy", spread))
+def same_rates(p: dict, q: dict, spread: float = 0.0) -> bool:
+    """Neither refusal nor task accuracy differs between p and q by the library's one rule (e.g. a method's
+    output and deleting the same modules' updates: "it acts like deletion")."""
+    return not (differs(p, q, "refusal_rate", spread) or differs(p, q, "task_accuracy", spread))
 
 
 def shrink_geometry(adapter, base, aligned, scales=(1.0,)) -> list[dict]:

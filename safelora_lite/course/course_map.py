@@ -12,6 +12,7 @@ COURSE = [
     ("09", "09_scale_tinyllama", "Scale: TinyLlama", "the same pipeline on TinyLlama base / chat", "3 min (stand-in)", "GPU (stand-in on CPU)"),
     ("10", "10_scale_llama2_7b", "Scale: Llama-2-7B", "memory plan, streaming projection, QLoRA option", "3 min (stand-in)", "GPU (stand-in on CPU)"),
     ("11", "11_beyond", "Beyond the four", "LoX and token-level safety shaping", "5 min", "CPU"),
+    ("12", "12_safety_landscape", "The safety landscape", "weights along directions: the safety basin; why post-hoc methods act like deletion", "3 min", "CPU"),
 ]
 
 COLAB = "https://colab.research.google.com/github/safelora-lite/safelora-lite/blob/main/notebooks/{stem}.ipynb"

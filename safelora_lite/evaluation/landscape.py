@@ -17,6 +17,7 @@ directions' digests and their coefficients).
     line = landscape.line(attack, [-1, 0, 0.5, 1, 2])        # [{"alpha", four rates, "n"}, ...]
 """
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -30,6 +31,7 @@ import torch
 from safelora_lite.adapters.lora_io import PEFT_PREFIX, LoraAdapter, LoraModule
 from safelora_lite.adapters.weights import alignment_changes, open_weights
 from safelora_lite.cache import cache_key
+from safelora_lite.device import single_thread
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation import generation, judges
 from safelora_lite.evaluation.evaluator import Evaluator, adapter_digest
@@ -159,11 +161,17 @@ def evaluation_key(evaluator: Evaluator) -> str:
 
 class Landscape:
     """Points W_aligned + sum_i c_i d_i, each evaluated once by `evaluate` (an Evaluator on the aligned model)
-    and cached as a JSON file under `cache_dir` (None: in memory only, by the Evaluator's own cache)."""
+    and cached as a JSON file under `cache_dir` (None: in memory only, by the Evaluator's own cache).
 
-    def __init__(self, evaluate: Evaluator, cache_dir=None):
+    `one_thread`: answer in one math thread (`device.single_thread`). A small model's generation is many short
+    kernels, and a second thread waits for the first at each: on 2 cores shared with other processes, one
+    evaluation of the toy world's test set took 1.8 s of wall time (1.2 s of CPU) in one thread, 9-52 s in two.
+    """
+
+    def __init__(self, evaluate: Evaluator, cache_dir=None, one_thread: bool = True):
         self.evaluate = evaluate
         self.folder = Path(cache_dir) / evaluation_key(evaluate) if cache_dir is not None else None
+        self.threads = single_thread if one_thread else contextlib.nullcontext
         self.cached = 0  # points read from the disk cache
 
     def point(self, terms: list[tuple[Direction, float]]) -> dict:
@@ -177,7 +185,8 @@ class Landscape:
         if path is not None and path.is_file():
             self.cached += 1
             return json.loads(path.read_text())["rates"]
-        rates = self.evaluate(point_adapter(terms) if terms else None)
+        with self.threads():
+            rates = self.evaluate(point_adapter(terms) if terms else None)
         if path is not None:
             write_json_atomic({"terms": [[d.name, c] for d, c in terms], "rates": rates}, path)
         return rates
