@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from safelora_lite.errors import InputError
-from safelora_lite.paths import checkout_dir
+from safelora_lite.paths import cache_dir, checkout_dir
 from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
@@ -147,13 +147,14 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     setup = len(jobs_params)  # how many run first, one after another, on every core
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
+    cache_was_empty = not any(cache_dir().iterdir())  # whether 02's time includes building the toy world
     start = time.perf_counter()
     runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
     if jobs_params[setup:]:
         runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
     from safelora_lite.device import environment_report
 
-    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs,
+    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs, "cache_was_empty": cache_was_empty,
                "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report()}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
