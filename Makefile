@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The CPU course: every notebook, lighter where configs/course/cpu.json says why, two at a time after 02
-# (under 20 min on 2 cores).
+# (its measured time: README's course table).
 run: $(STAMP)
 	$(VENV)/bin/safelora-lite course --profile cpu --jobs 2 --out build/course
 
