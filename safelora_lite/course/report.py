@@ -68,6 +68,10 @@ def header_html(summary: dict) -> str:
         lines.append(f"{minutes(summary['wall_seconds'])} in all ({summary['wall_seconds']} s), "
                      f"{summary.get('jobs', 1)} notebook(s) at once after the setup")
     lines.append(f"{len(runs)} notebooks, " + (f'<span class="bad">not ok: {", ".join(failed)}</span>' if failed else "all ok"))
+    if "consistency" in summary:
+        shared, differ = summary["consistency"]["models_in_several_notebooks"], summary["consistency"]["disagreements"]
+        lines.append(f"one evaluation set: {shared} model(s) evaluated in two notebooks or more, "
+                     + (f'<span class="bad">{len(differ)} read different rates</span>' if differ else "each read the same rates everywhere"))
     why = (profile or {}).get("why", {})
     rows = "".join(
         f'<tr><td class="name"><a href="#{r["notebook"]}">{html.escape(title_of(r["notebook"]))}</a></td><td>{status_html(r)}</td>'

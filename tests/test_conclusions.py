@@ -1,0 +1,119 @@
+"""Each notebook's conclusion code on crafted numbers: every branch is reached, and each sentence follows
+the numbers (a forced-wrong branch fails here, e.g. "0.836 vs 0.707" can never print "mostly outside")."""
+
+import pytest
+
+from safelora_lite.course.conclusions import nb02, nb03, nb04, nb05, nb06, nb11
+
+N = 240  # prompts per rate, as the course's test set has for harmful prompts
+
+
+def rates(refusal, task, over=0.0, n=N):
+    out = {"refusal_rate": refusal, "harmful_compliance_rate": 1 - refusal, "over_refusal_rate": over, "task_accuracy": task}
+    return {**out, "n": dict.fromkeys(out, n)}
+
+
+@pytest.mark.parametrize("benign, verdict", [(0.99, "none"), (0.7, "less"), (0.12, "as_much"), (0.01, "more")])
+def test_nb02_benign_erosion_branches(benign, verdict):
+    attacks = {"mixed": rates(0.1, 0.9), "pure_harmful": rates(0.05, 0.1), "benign": rates(benign, 0.9)}
+    record, lines = nb02.erosion(rates(0.0, 0.0), rates(1.0, 0.0), attacks)
+    assert record["benign_erosion"] == verdict
+    assert {"none": "left refusals where they were", "less": "clearly less", "as_much": "about as much",
+            "more": "more than the mixed"}[verdict] in lines[-1]
+
+
+def sweep(paper_refusal, zero_refusal, ks=(0, 2, 4), task=0.9):
+    points = []
+    for k in ks:
+        points.append({"method": "safe_lora_paper", "attack": "mixed", "k": k, "seed": 0, **rates(paper_refusal if k else 0.1, task)})
+        points.append({"method": "zero", "attack": "mixed", "k": k, "seed": 0, **rates(zero_refusal if k else 0.1, task)})
+    return points
+
+
+@pytest.mark.parametrize("paper, zero, deletion", [(0.5, 0.5, True), (0.52, 0.5, True), (0.8, 0.5, False)])
+def test_nb03_deletion_branches(paper, zero, deletion):
+    points = sweep(paper, zero)
+    p = {**rates(paper, 0.9), "zero_control": rates(zero, 0.9)}
+    record, lines = nb03.conclude(rates(1.0, 0.0), rates(0.1, 0.9), [(p, "safe_lora_paper", 4, None)], points, "mixed", [0, 2, 4])
+    assert record["acts_like_deletion"] is deletion
+    assert ("acts like deleting" in lines[1]) is deletion
+    assert (record["meeting_target"] != []) is (not deletion)  # 0.8: 78% of the lost refusals back, task kept, beats zero
+    assert ("meet the target" in lines[-1]) is (not deletion)
+
+
+def test_nb03_undefined_target_and_score_ranking():
+    p = {**rates(0.5, 0.0), "zero_control": rates(0.5, 0.0)}
+    _, lines = nb03.conclude(rates(1.0, 0.0), rates(0.1, 0.0), [(p, "safe_lora_paper", 2, None)], sweep(0.5, 0.5, task=0.0), "mixed", [0, 2])
+    assert "undefined" in lines[-1]
+    assert nb03.score_ranking({"mixed": 0.5, "pure_harmful": 0.3})[0]["harmful_scores_lower"] is True
+    assert "opposite" in nb03.score_ranking({"mixed": 0.3, "pure_harmful": 0.5})[1][0]
+
+
+@pytest.mark.parametrize("share, where, words", [(0.836, "leans_in", "leans into"), (0.72, "like_random", "about as much"),
+                                                 (0.3, "leans_out", "mostly outside")])
+def test_nb04_safety_share_branches(share, where, words):
+    record, lines = nb04.safety_share(share, 1e-7, 0.707)
+    assert record["lora_update"] == where and words in lines[1]
+
+
+@pytest.mark.parametrize("salora, verdict", [(rates(0.6, 0.88), "helps"), (rates(0.6, 0.5), "helps_at_a_cost"),
+                                             (rates(0.12, 0.9), "no_clear_difference"), (rates(0.0, 0.9), "worse")])
+def test_nb04_salora_branches(salora, verdict):
+    assert nb04.salora_vs_lora(rates(0.1, 0.9), salora, task_tolerance=0.05)[0]["verdict"] == verdict
+
+
+def test_nb04_best_rank_and_trend_need_enough_points():
+    two = {0: rates(0.2, 0.9), 32: rates(0.3, 0.9)}
+    record, lines = nb04.best_safety_rank(two, 0.9, 0.05)
+    assert record["best_safety_rank"] == 32 and record["rank_refusal_correlation"] is None and "needs 3" in lines[-1]
+    flat = {0: rates(0.2, 0.9), 8: rates(0.2, 0.9), 32: rates(0.2, 0.9)}
+    assert "none" in nb04.best_safety_rank(flat, 0.9, 0.05)[1][-1]
+    assert nb04.best_safety_rank({0: rates(0.2, 0.1)}, 0.9, 0.05)[0]["best_safety_rank"] is None
+
+
+def splora_sweep(splora, random, other):
+    points = []
+    for k in (0, 2, 4):
+        for method, value in (("splora", splora), ("splora_low", 0.1), ("random", random), ("safe_lora_paper", other)):
+            points.append({"method": method, "attack": "mixed", "k": k, "seed": 0, **rates(value if k else 0.1, 0.9)})
+    return points
+
+
+def test_nb05_branches():
+    methods = ("splora", "splora_low", "random", "safe_lora_paper")
+    record, lines = nb05.conclude(splora_sweep(0.6, 0.2, 0.9), "mixed", [0, 2, 4], 12, methods)
+    assert record["best_overall"]["method"] == "safe_lora_paper" and record["splora_beaten_by"] == ["safe_lora_paper"]
+    assert record["best_beats_random"] and any("is beaten" in line for line in lines)
+    record, lines = nb05.conclude(splora_sweep(0.6, 0.2, 0.2), "mixed", [0, 2, 4], 12, methods)
+    assert "safe_lora_paper" in record["splora_beats"]
+    record, lines = nb05.conclude(splora_sweep(0.1, 0.1, 0.1), "mixed", [0, 2, 4], 12, methods)
+    assert not record["best_beats_attacked"] and "does not help" in lines[-1]
+
+
+def test_nb06_safety_adapter_branches():
+    best = {**rates(0.6, 0.8), "weight": 0.4, "w_task": 0.6}
+    assert nb06.safety_adapter_share(best, rates(0.2, 0.8))[0]["safety_adapter_adds"] is True
+    assert nb06.safety_adapter_share(best, rates(0.59, 0.8))[0]["safety_adapter_adds"] is False
+    assert nb06.safety_adapter_share(None, None)[1] == []
+    assert "within the noise" in nb06.describe(rates(0.11, 0.9), rates(0.1, 0.9), "fusion", 0.9)
+    assert "no sweet spot" in nb06.describe(None, rates(0.1, 0.9), "fusion", 0.9)
+
+
+def test_nb11_changes_use_prompts_and_seeds():
+    def stats(refusal, std):
+        return {r: {"mean": v, "std": std, "prompts": N} for r, v in (("refusal_rate", refusal), ("over_refusal_rate", 0.0), ("task_accuracy", 0.9))}
+    methods = {"lora": {"mixed": stats(0.1, 0.01)}, "lox": {"mixed": stats(0.5, 0.01)}, "shaping": {"mixed": stats(0.5, 0.5)}}
+    assert nb11.changes(methods, "mixed", "lox", 3)[0]["refusal_rate"]["real"] is True
+    assert nb11.changes(methods, "mixed", "shaping", 3)[0]["refusal_rate"]["real"] is False  # inside the seed spread
+    before = [{"alpha": 4.0, "k": 0, **rates(0.0, 0.9)}, {"alpha": 1.0, "k": 0, **rates(1.0, 0.9)}]
+    cost, lines = nb11.extrapolation_cost(before, rates(1.0, 0.9))
+    assert cost["fewer_refusals"] == [{"alpha": 4.0, "k": 0}] and "alpha=4 k=0 (0.00)" in lines[0]
+    assert cost["more_over_refusal"] == [] and "no setting" in lines[1]
+
+
+def test_nb11_best_setting_keeps_the_task():
+    points = [{"method": "lora", "seed": 0, "attack": a, **rates(0.1, 0.9)} for a in ("mixed", "pure_harmful")]
+    points += [{"method": "lox", "seed": 0, "attack": a, "alpha": al, "k": 0, **rates(r, t)}
+               for a in ("mixed", "pure_harmful") for al, r, t in ((1.0, 0.5, 0.88), (4.0, 0.9, 0.2))]
+    best = nb11.best_setting(points, "lox", ("alpha", "k"), ("mixed", "pure_harmful"), 0)
+    assert best["alpha"] == 1.0  # alpha 4 refuses more but loses the task
