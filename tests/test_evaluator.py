@@ -78,3 +78,18 @@ def test_adapter_for_another_model_is_refused(tiny_llama_pair):
                                          num_attention_heads=4, num_key_value_heads=2))
     with pytest.raises(InputError, match="no weight"):
         Evaluator(other, tokenizer=None, records=[])(adapter_dir)
+
+
+def test_the_log_finds_a_model_that_reads_two_ways(tmp_path, monkeypatch):
+    from safelora_lite.evaluation import log
+
+    model = torch.nn.Linear(3, 2)
+    records = [{"prompt": "a"}, {"prompt": "b"}]
+    for stem, rate in (("02", 0.5), ("03", 0.5), ("04", 0.25)):
+        monkeypatch.setenv(log.LOG_VARIABLE, str(tmp_path / f"{stem}.jsonl"))
+        log.log_evaluation(model, records, {"refusal_rate": rate})
+    log.log_evaluation(torch.nn.Linear(3, 2), records, {"refusal_rate": 0.9})  # another model, once: not shared
+    shared, differ = log.disagreements(log.read_logs(tmp_path))
+    assert shared == 1 and len(differ) == 1 and differ[0]["rates"]["04"] == {"refusal_rate": 0.25}
+    shared, differ = log.disagreements({k: v for k, v in log.read_logs(tmp_path).items() if k != "04"})
+    assert shared == 1 and differ == []

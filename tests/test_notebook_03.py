@@ -10,7 +10,7 @@ FIELDS = {"method", "k", "rank", "seed", "refusal_rate", "task_accuracy", "over_
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
     return run_notebook("03_safe_lora", seeds=[0], world_size="small", attack_steps=40, pure_harmful_examples=48, k_step=4,
-                        thresholds=[0.5, 0.99], exact_rank=1, exact_ranks=[1, 4], eval_per_split=8)
+                        thresholds=[0.5, 0.99], exact_rank=1, exact_ranks=[1, 4], eval_max_per_split=8)
 
 
 def test_sweeps_have_the_issue_fields(recorded):

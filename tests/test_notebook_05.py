@@ -12,7 +12,7 @@ FIELDS = {"method", "k", "seed", "refusal_rate", "task_accuracy", "over_refusal_
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
     return run_notebook("05_splora", seeds=[0], world_size="small", attack_steps=40, pure_harmful_examples=48, k_step=4,
-                        thresholds=[0.0], toy_dims=[16, 64], toy_draws=3, quantile_demo_size=1000, eval_per_split=6,
+                        thresholds=[0.0], toy_dims=[16, 64], toy_draws=3, quantile_demo_size=1000, eval_max_per_split=6,
                         null_samples=8)
 
 

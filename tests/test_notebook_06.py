@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
     return run_notebook("06_lora_fusion", world_size="small", attack_steps=40, safety_examples=48, safety_steps=20,
-                        fusion_weights=[0.0, 0.5, 1.0], safelora_fractions=[0.5], eval_per_split=12)
+                        fusion_weights=[0.0, 0.5, 1.0], safelora_fractions=[0.5], eval_max_per_split=12)
 
 
 def test_cat_is_exact_and_agrees_with_peft(recorded):

@@ -14,7 +14,7 @@ ATTACKS = ("mixed", "pure_harmful")
 def recorded(run_notebook):
     return run_notebook("11_beyond", world_size="small", seeds=[0, 1], attack_steps=6, pure_harmful_examples=16,
                         lox_alpha=1.0, lox_k=2, lox_alphas=[0.0, 1.0], lox_ks=[2], lox_sweep_alphas=[0.0],
-                        shaping_betas=[], guardrail_steps=20, eval_per_split=4)
+                        shaping_betas=[], guardrail_steps=20, eval_max_per_split=4)
 
 
 def test_methods_have_every_rate_over_the_seeds(recorded):

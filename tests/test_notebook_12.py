@@ -13,7 +13,7 @@ ALPHAS = [-1.0, 0.0, 0.5, 1.0, 2.0]
 def recorded(run_notebook):
     return run_notebook("12_safety_landscape", world_size="small", attack_steps=40, alphas=ALPHAS, grid_alphas=[0.0, 1.0],
                         grid_betas=[-1.0, 0.0, 1.0], methods=["safe_lora_paper", "zero_control", "splora"],
-                        shrink_scales=[1.0, 10.0], eval_per_split=4)
+                        shrink_scales=[1.0, 10.0], eval_max_per_split=4)
 
 
 def test_lines_pass_through_the_aligned_and_the_attacked_model(recorded):

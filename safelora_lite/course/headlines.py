@@ -15,6 +15,7 @@ import html
 import numbers
 
 from safelora_lite.evaluation.generation import RATES
+from safelora_lite.evaluation.intervals import interval_text
 
 SMALL = 8  # a dict with more entries is a settings block or a table, not a headline
 MAX_ROWS = 12  # per table; the rest stays in the raw record
@@ -83,10 +84,13 @@ def fmt(value) -> str:
     return html.escape(str(value))
 
 
-def fmt_rate(value) -> str:
-    """A rate: 0.92, or 0.92 ± 0.03 for a summary over seeds."""
+def fmt_rate(value, prompts: int | None = None) -> str:
+    """A rate: 0.92, 0.92 [0.89, 0.95] with the 95% Wilson interval of its `prompts`, or 0.92 ± 0.03 for a
+    summary over seeds."""
     if isinstance(value, dict) and "mean" in value:
         return f"{value['mean']:.2f} ± {value.get('std', 0.0):.2f}"
+    if isinstance(value, numbers.Real) and prompts:
+        return interval_text(value, prompts)
     return f"{value:.2f}" if isinstance(value, numbers.Real) else html.escape(str(value))
 
 
@@ -105,9 +109,10 @@ def rates_table(rows: list[tuple[str, dict]]) -> str:
     settings = [setting(rates) for _, rates in shown]
     extra = any(settings)
     head = "".join(f'<th class="num">{r.replace("_", " ")}</th>' for r in RATES) + ("<th>setting</th>" if extra else "")
-    body = "".join(f"<tr><td>{html.escape(path)}</td>" + "".join(f'<td class="num">{fmt_rate(rates[r])}</td>' for r in RATES)
+    body = "".join(f"<tr><td>{html.escape(path)}</td>" + "".join(f'<td class="num">{fmt_rate(rates[r], (rates.get("n") or {}).get(r))}</td>' for r in RATES)
                    + (f"<td>{text}</td>" if extra else "") + "</tr>" for (path, rates), text in zip(shown, settings))
-    return f'<table class="rates"><tr><th>rates of</th>{head}</tr>{body}</table>{more_note(len(rows))}'
+    note = '<p class="note">[low, high]: the 95% Wilson interval over the prompts.</p>' if any("n" in rates for _, rates in shown) else ""
+    return f'<table class="rates"><tr><th>rates of</th>{head}</tr>{body}</table>{note}{more_note(len(rows))}'
 
 
 def figures_table(rows: list[tuple[str, object]]) -> str:

@@ -3,6 +3,7 @@
 `safelora-lite course [NOTEBOOK ...] [--out DIR] [--profile NAME] [-p NAME VALUE ...]`
   OUT/notebooks/<stem>.ipynb and .html   executed notebooks
   OUT/results/<stem>.json                what each notebook recorded (its last cell)
+  OUT/results/evaluations/<stem>.jsonl   every evaluation it ran (evaluation/log.py): the consistency check
   OUT/course.json                        time and status per notebook, the environment
   OUT/report.html                        all of it on one page
 
@@ -12,11 +13,13 @@ minutes; with no profile every notebook runs its full defaults. `-p` overrides b
 """
 
 import ast
+import os
 import time
 from pathlib import Path
 
 from safelora_lite.errors import InputError
-from safelora_lite.paths import checkout_dir
+from safelora_lite.evaluation.log import LOG_VARIABLE, disagreements, read_logs
+from safelora_lite.paths import cache_dir, checkout_dir
 from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
@@ -93,6 +96,10 @@ def run_notebook(notebook: Path, out: Path, parameters: dict, log_output: bool =
 
     executed = out / "notebooks" / notebook.name
     results_path = (out / "results" / f"{notebook.stem}.json").resolve()
+    evaluations = (out / "results" / "evaluations" / f"{notebook.stem}.jsonl").resolve()
+    evaluations.parent.mkdir(parents=True, exist_ok=True)
+    evaluations.unlink(missing_ok=True)
+    os.environ[LOG_VARIABLE] = str(evaluations)  # the kernel inherits it: every evaluation is logged
     params = {**parameters, "results_path": str(results_path)}
     start, counters = time.perf_counter(), cpu_times()
     status, error = "ok", None
@@ -147,14 +154,17 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     setup = len(jobs_params)  # how many run first, one after another, on every core
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
+    cache_was_empty = not any(cache_dir().iterdir())  # whether 02's time includes building the toy world
     start = time.perf_counter()
     runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
     if jobs_params[setup:]:
         runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
     from safelora_lite.device import environment_report
 
-    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs,
-               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report()}
+    shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
+    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs, "cache_was_empty": cache_was_empty,
+               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report(),
+               "consistency": {"models_in_several_notebooks": shared, "disagreements": differ}}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
     return runs

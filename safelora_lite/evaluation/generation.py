@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from safelora_lite.evaluation.judges import exact_match, judge, substantive
+from safelora_lite.evaluation.log import log_evaluation
 from safelora_lite.training.sft import prompt_ids
 
 RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
@@ -92,4 +93,6 @@ def evaluate_records(tokenizer, model, records: list[dict], max_new_tokens: int 
                      complies: Callable[[str], bool] = substantive) -> tuple[dict, list[str]]:
     """Generate for `records` and score them: (rates with "n", responses)."""
     responses = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens, progress=progress)
-    return score(records, responses, complies), responses
+    rates = score(records, responses, complies)
+    log_evaluation(model, records, rates)
+    return rates, responses
