@@ -28,3 +28,8 @@ def test_newcombe_matches_the_published_example():
 
 def test_interval_text():
     assert interval_text(0.5, 100) == "0.50 [0.40, 0.60]"
+
+
+def test_a_rate_of_0_or_1_lies_inside_its_own_interval():
+    for n in (1, 4, 7, 240):
+        assert wilson(1.0, n)[1] == 1.0 and wilson(0.0, n)[0] == 0.0

@@ -20,13 +20,12 @@ from safelora_lite.maths.projection import safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
 
 
-ROUNDING = 1e-9  # `wilson` computes its ends in floating point: its interval of a rate of 1 over 4 prompts ends at 1 - 1e-16
 
 
 def inside(point: dict, reference: dict, rate: str = "refusal_rate") -> bool:
     """`rate` of the point lies in the reference's 95% Wilson interval (over the reference's prompts)."""
     low, high = wilson(reference[rate], prompts(reference, rate) or 0)
-    return low - ROUNDING <= point[rate] <= high + ROUNDING
+    return low <= point[rate] <= high
 
 
 def basin(line: list[dict], reference: dict, rate: str = "refusal_rate", x: str = "alpha") -> dict:

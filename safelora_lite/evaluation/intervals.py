@@ -18,7 +18,8 @@ def wilson(rate: float, n: int, z: float = Z95) -> tuple[float, float]:
         return 0.0, 1.0
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if rate <= 0 else low), (1.0 if rate >= 1 else high)  # rounding never leaves 0 or 1 outside
 
 
 def newcombe(rate_a: float, n_a: int, rate_b: float, n_b: int, z: float = Z95) -> tuple[float, float]:

@@ -18,7 +18,6 @@ directions' digests and their coefficients).
 """
 
 import contextlib
-import hashlib
 import inspect
 import itertools
 import json
@@ -35,6 +34,7 @@ from safelora_lite.device import single_thread
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation import generation, judges
 from safelora_lite.evaluation.evaluator import Evaluator, adapter_digest
+from safelora_lite.evaluation.log import weights_digest
 from safelora_lite.records import write_json_atomic
 
 
@@ -148,13 +148,9 @@ def coordinates(update: Direction, axes: list[Direction]) -> tuple[list[float], 
 def evaluation_key(evaluator: Evaluator) -> str:
     """A key for everything a point's rates depend on besides the point: the model's weights, the prompts,
     the answer length, the judge and the scoring code (a change to any of them starts a new cache)."""
-    weights = hashlib.sha1()
-    for name, tensor in evaluator.model.state_dict().items():
-        weights.update(name.encode())
-        weights.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     complies = evaluator.complies
     judge = inspect.getsource(complies) if inspect.isfunction(complies) or inspect.ismethod(complies) else repr(complies)
-    return cache_key({"weights": weights.hexdigest(), "max_new_tokens": evaluator.max_new_tokens,
+    return cache_key({"weights": weights_digest(evaluator.model), "max_new_tokens": evaluator.max_new_tokens,
                       "records": [[r["kind"], r["prompt"], r.get("answer")] for r in evaluator.records],
                       "code": [inspect.getsource(generation), inspect.getsource(judges), judge]})
 
