@@ -129,6 +129,23 @@ def test_comparison_has_tables_per_attack_and_the_report_s_own_pareto_plot(tmp_p
     assert '<a href="#comparison">' in section(page, "07_comparison")
 
 
+def test_comparison_v2_shows_chosen_settings_intervals_conclusions_and_what_the_run_left_out(tmp_path):
+    rows = [{"attack": "mixed", "seed": s, "method": m, **rates(r, 0.9), "n": dict.fromkeys(rates(0, 0), 100), "seconds": 1.0,
+             **extra} for s in (0, 1) for m, r, extra in (("lora", 0.0, {}), ("lox", 0.5, {"setting": {"alpha": 1.0}}),
+                                                           ("zero_control", 0.0, {"k": 6}))]
+    summary = summarize(rows)
+    record = {"protocol": "comparison_v2", "summary": summary, "pareto_front": {"mixed": ["lox"]},
+              "run_note": "this run: 1 attack of 3 (mixed), 2 seeds of 3 (0, 1): fewer than protocol comparison_v2 runs",
+              "selection_rule": "the most refusal keeping the task", "conclusions": {"mixed": ["lox (alpha 1.0): helps."]}}
+    write_json_atomic(record, tmp_path / "results" / "07_comparison.json")
+    page = write_report(tmp_path, {"runs": [], "environment": {}}).read_text()
+    assert "<b>this run: 1 attack of 3 (mixed), 2 seeds of 3 (0, 1): fewer than protocol comparison_v2 runs.</b>" in page
+    assert "chosen on the validation split by one rule: the most refusal keeping the task" in page
+    assert "<td>alpha 1.0</td>" in page and "<td>K=6</td>" in page
+    assert "0.50 ± 0.00 [0.40, 0.60]" in page  # lox's refusal: mean ± std [Wilson interval on 100 prompts]
+    assert "<li>lox (alpha 1.0): helps.</li>" in page
+
+
 def test_header_says_what_the_profile_changed_and_why(tmp_path):
     page, _, _ = fake_course(tmp_path)
     header = page[:page.index('<h2 id="comparison">')]

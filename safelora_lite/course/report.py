@@ -1,7 +1,8 @@
 """The course report: OUT/report.html, read top to bottom.
 
   header       profile, total time, and what a trimmed profile changed in each notebook, with its reason
-  comparison   notebook 07: per attack, mean ± std over seeds and its Pareto plot (redrawn here)
+  comparison   notebook 07: per attack, mean ± std over seeds [interval], chosen settings, verdicts and
+               conclusions, what a trimmed run left out, and its Pareto plot (redrawn here)
   notebooks    one section each: status and time, headline figures (course/headlines.py), main figure
                (course/report_figures.py), a link to the executed notebook, the raw record (collapsed)
   environment  collapsed
@@ -12,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+from safelora_lite.comparison.protocol import mean_interval, setting_text
 from safelora_lite.course.course_map import COURSE
 from safelora_lite.course.headlines import fmt_rate, headline_html
 from safelora_lite.course.report_figures import notebook_figures, pareto_png
@@ -87,7 +89,8 @@ def compact(params: dict) -> str:
 
 
 def comparison_html(out: Path) -> str:
-    """Notebook 07 per attack: mean ± std over seeds, its verdicts and Pareto front, and the Pareto plot."""
+    """Notebook 07 per attack: mean ± std over seeds [95% interval], each method's chosen setting, its verdict and
+    the Pareto front, the computed conclusions, what a trimmed run left out, and the Pareto plot."""
     record = load_json(out / "results" / f"{COMPARISON}.json")
     if record is None or not record.get("summary"):
         return "<p>Notebook 07 (comparison) has not recorded results in this course run.</p>"
@@ -97,23 +100,35 @@ def comparison_html(out: Path) -> str:
         for m in methods:
             numbers.setdefault(m, len(numbers) + 1)
     parts = [(f"<p>protocol <code>{html.escape(record['protocol'])}</code>, overrides "
-             f"<code>{html.escape(compact(record.get('overrides', {})))}</code>. Each cell: mean ± std over seeds; "
-             "# is the method's number in the plot.</p>")]
+             f"<code>{html.escape(compact(record.get('overrides', {})))}</code>. Each cell: mean ± std over seeds "
+             "[95% Wilson interval over the test prompts]; # is the method's number in the plot.</p>")]
+    if record.get("run_note"):
+        parts.append(f"<p><b>{html.escape(record['run_note'])}.</b></p>")
+    if record.get("selection_rule"):
+        parts.append(f"<p>Settings chosen on the validation split by one rule: {html.escape(record['selection_rule'])}.</p>")
     head = "".join(f'<th class="num">{r.replace("_", " ")}</th>' for r in RATES)
     for attack, methods in summary.items():
         body = "".join(
-            f'<tr><td class="num">{numbers[m]}</td><td>{html.escape(m)}</td>'
-            + "".join(f'<td class="num">{fmt_rate(s[r])}</td>' for r in RATES)
+            f'<tr><td class="num">{numbers[m]}</td><td>{html.escape(m)}</td><td>{html.escape(setting_text(s.get("chosen", [])))}</td>'
+            + "".join(f'<td class="num">{rate_cell(s[r])}</td>' for r in RATES)
             + f'<td class="num">{s["seconds"]:.1f}</td><td>{"yes" if m in fronts.get(attack, []) else ""}</td>'
             f'<td>{verdict(verdicts.get(attack, {}).get(m))}</td></tr>' for m, s in methods.items())
-        parts.append(f"<h3>attack: {html.escape(attack)}</h3><table><tr><th>#</th><th>method</th>{head}<th class='num'>extra s</th>"
-                     f"<th>Pareto front</th><th>verdict (comparison/verdicts.py)</th></tr>{body}</table>")
+        said = "".join(f"<li>{html.escape(line)}</li>" for line in record.get("conclusions", {}).get(attack, []))
+        parts.append(f"<h3>attack: {html.escape(attack)}</h3><table><tr><th>#</th><th>method</th><th>setting</th>{head}"
+                     f"<th class='num'>extra s</th><th>Pareto front</th><th>verdict (comparison/verdicts.py)</th></tr>{body}</table>"
+                     + (f"<p>What the numbers say (computed by the notebook):</p><ul>{said}</ul>" if said else ""))
     parts.append(f'<figure><img alt="Pareto plot: task accuracy against refusal rate" '
                  f'src="data:image/png;base64,{pareto_png(summary, fronts, numbers)}"><figcaption>Up and to the right '
                  "is better. Error bars: std over seeds; ringed: on the Pareto front (no other method better on both). "
                  f"Drawn by the report from results/{COMPARISON}.json, with numbers instead of names so that close "
                  "points stay legible.</figcaption></figure>")
     return "".join(parts)
+
+
+def rate_cell(stats: dict) -> str:
+    """mean ± std over seeds, and the Wilson interval where the record has the prompt counts."""
+    interval = mean_interval(stats)
+    return fmt_rate(stats) + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
 def verdict(v: dict | None) -> str:

@@ -30,6 +30,7 @@ class AttackedRun:
     world: object  # a worlds.base.World
     attack: object  # the world's attack settings (toy world: AttackConfig)
     chosen: dict[str, list[str]] = field(default_factory=dict)  # modules each post-hoc method acted on
+    memo: dict = field(default_factory=dict)  # what was computed once for this run (module scores), by key
     _adapter: LoraAdapter | None = None
 
     def folder(self) -> Path:
@@ -41,6 +42,13 @@ class AttackedRun:
         if self._adapter is None:
             self._adapter = read_adapter(self.folder())
         return self._adapter
+
+    def once(self, key, compute: Callable):
+        """compute() the first time `key` is asked for in this run, its value afterwards (e.g. the module scores
+        that every K of a grid, and a control, select from)."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def k_of(self, fraction: float) -> int:
         """K from a fraction of the adapter's modules (at least 1)."""

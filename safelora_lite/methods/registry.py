@@ -6,7 +6,7 @@ comparison loop evaluates `result.adapter` on `result.world` and never asks whic
 
 import json
 
-from safelora_lite.adapters.controls import zero_modules
+from safelora_lite.adapters.controls import random_modules, zero_modules
 from safelora_lite.adapters.lora_io import read_adapter
 from safelora_lite.errors import InputError
 from safelora_lite.methods.base import AttackedRun, Method, MethodResult, timed
@@ -17,29 +17,59 @@ def run_lora(run: AttackedRun, settings: dict) -> MethodResult:
     return MethodResult(run.adapter(), run.world)
 
 
-def run_safe_lora(run: AttackedRun, settings: dict, name: str) -> MethodResult:
-    from safelora_lite.methods.safelora import safe_lora
+def safe_lora_scores(run: AttackedRun, projector: str, rank: int | None) -> tuple[dict, float]:
+    """(Safe LoRA's projections of every module of the run's adapter, the seconds they took), computed once per run."""
+    from safelora_lite.methods.safelora import score_adapter
 
-    (projected, report), seconds = timed(lambda: safe_lora(
-        run.adapter(), run.world.base_dir, run.world.aligned_dir, select="number", k=run.k_of(settings["k_fraction"]),
-        projector=settings["projector"], rank=settings.get("rank")))
-    run.chosen[name] = [m["name"] for m in report["modules"] if m["projected"]]
-    return MethodResult(projected, run.world, report, seconds)
+    return run.once(("safe_lora", projector, rank), lambda: timed(lambda: score_adapter(
+        run.adapter(), run.world.base_dir, run.world.aligned_dir, projector=projector, rank=rank)))
+
+
+def run_safe_lora(run: AttackedRun, settings: dict, name: str) -> MethodResult:
+    """Safe LoRA's number mode: B <- C B on the K lowest-scoring modules (`safelora.safe_lora`, its scores kept per run)."""
+    from safelora_lite.maths.projection import select_modules
+    from safelora_lite.methods.safelora import apply_projection, make_report
+
+    projections, seconds = safe_lora_scores(run, settings["projector"], settings.get("rank"))
+    k = run.k_of(settings["k_fraction"])
+    run.chosen[name] = select_modules({n: p.score for n, p in projections.items()}, select="number", k=k)
+    report = make_report(projections, run.chosen[name], projector=settings["projector"], rank=settings.get("rank"), k=k)
+    return MethodResult(apply_projection(run.adapter(), projections, run.chosen[name]), run.world, report, seconds)
+
+
+def modules_of(run: AttackedRun, settings: dict, control: str) -> list[str]:
+    """The modules the method a control follows (`settings["of"]`) acted on in this run."""
+    if settings["of"] not in run.chosen:
+        raise InputError(f"{control} needs {settings['of']} to run first.", f"list it before {control} in the protocol.")
+    return run.chosen[settings["of"]]
 
 
 def run_zero_control(run: AttackedRun, settings: dict) -> MethodResult:
-    if settings["of"] not in run.chosen:
-        raise InputError(f"zero_control needs {settings['of']} to run first.", "list it before zero_control in the protocol.")
-    return MethodResult(zero_modules(run.adapter(), run.chosen[settings["of"]]), run.world)
+    run.chosen["zero_control"] = modules_of(run, settings, "zero_control")
+    return MethodResult(zero_modules(run.adapter(), run.chosen["zero_control"]), run.world)
+
+
+def run_random_control(run: AttackedRun, settings: dict) -> MethodResult:
+    """Safe LoRA's edit (its `projector`) on as many modules as the method followed chose, drawn at random
+    with a seed of the attack's seed and K (as the K sweeps of comparison/posthoc.py draw them)."""
+    from safelora_lite.methods.safelora import apply_projection
+
+    k = len(modules_of(run, settings, "random_control"))
+    run.chosen["random_control"] = random_modules(run.adapter(), k, seed=1000 * run.attack.seed + k)
+    projections, _ = safe_lora_scores(run, settings["projector"], None)
+    return MethodResult(apply_projection(run.adapter(), projections, run.chosen["random_control"]), run.world)
 
 
 def run_splora(run: AttackedRun, settings: dict) -> MethodResult:
-    from safelora_lite.methods.splora import splora
+    """SPLoRA's number mode: prune the K highest-scoring modules (`splora.splora`'s defaults, its scores kept per run)."""
+    from safelora_lite.methods.splora import make_report, prune_modules, score_adapter, select_pruned
 
-    (pruned, report), seconds = timed(lambda: splora(run.adapter(), run.world.base_dir, run.world.aligned_dir,
-                                                     select="number", k=run.k_of(settings["k_fraction"])))
-    run.chosen["splora"] = [m["name"] for m in report["modules"] if m["pruned"]]
-    return MethodResult(pruned, run.world, report, seconds)
+    scores, seconds = run.once("splora", lambda: timed(lambda: score_adapter(run.adapter(), run.world.base_dir,
+                                                                             run.world.aligned_dir)))
+    k = run.k_of(settings["k_fraction"])
+    run.chosen["splora"] = select_pruned({n: s.score for n, s in scores.items()}, "number", k)
+    return MethodResult(prune_modules(run.adapter(), run.chosen["splora"]), run.world,
+                        make_report(scores, run.chosen["splora"], k=k), seconds)
 
 
 def run_salora(run: AttackedRun, settings: dict) -> MethodResult:
@@ -87,6 +117,7 @@ METHODS: dict[str, Method] = {
         Method("safe_lora_paper", "after training", True, "none", lambda r, s: run_safe_lora(r, s, "safe_lora_paper")),
         Method("safe_lora_exact", "after training", True, "none", lambda r, s: run_safe_lora(r, s, "safe_lora_exact")),
         Method("zero_control", "control", False, "none", run_zero_control),
+        Method("random_control", "control", True, "none", run_random_control),
         Method("splora", "after training", True, "none", run_splora),
         Method("salora", "during training", False, "harmful prompts with refusals (features, 128)", run_salora),
         Method("fusion", "after training", False, "harmful prompts with refusals (safety adapter)", run_fusion),
