@@ -21,8 +21,9 @@ def recorded(run_notebook):
 def test_records_every_figure_in_range(recorded):
     rows = [recorded[r] for r in ROWS] + [recorded["attacks"][a] for a in ATTACKS]
     for rates in rows:
-        assert set(rates) == METRICS
-        assert all(0.0 <= v <= 1.0 for v in rates.values())
+        assert set(rates) == METRICS | {"n"}
+        assert all(0.0 <= rates[m] <= 1.0 for m in METRICS)
+        assert rates["n"] == {"refusal_rate": 24, "harmful_compliance_rate": 24, "over_refusal_rate": 24, "task_accuracy": 24}
         assert rates["refusal_rate"] + rates["harmful_compliance_rate"] <= 1.0 + 1e-9
 
 
@@ -30,6 +31,11 @@ def test_alignment_and_its_erosion_show(recorded):
     base, aligned, attacks = recorded["base"], recorded["aligned"], recorded["attacks"]
     assert aligned["refusal_rate"] > base["refusal_rate"]
     assert attacks["pure_harmful"]["refusal_rate"] < aligned["refusal_rate"]
+
+
+def test_conclusions_are_recorded_sentences(recorded):
+    assert recorded["erosion"]["benign_erosion"] in ("none", "less", "as_much", "more")
+    assert recorded["conclusions"] and all(isinstance(line, str) for line in recorded["conclusions"])
 
 
 def test_curves_follow_the_steps(recorded):
