@@ -20,6 +20,7 @@ import torch
 
 from safelora_lite.cache import cache_key
 from safelora_lite.device import limit_threads
+from safelora_lite.errors import InputError
 from safelora_lite.outputs import cache_entry
 from safelora_lite.paths import cache_dir
 from safelora_lite.records import write_json_atomic
@@ -45,6 +46,19 @@ class RealWorldConfig:
     def key(self) -> str:
         return cache_key({"version": WORLD_VERSION, "gguf": GGUF_FILE, "held_out": data.HELD_OUT_PER_SPLIT,
                           **asdict(self.alignment)})
+
+
+WORLD_SIZES = ("course", "small")
+
+
+def world_config(size: str = "course", seed: int = 0) -> RealWorldConfig:
+    """The notebooks' `world_size` and `world_seed`: "course" (the calibrated safety fine-tune of the data card)
+    or "small" (a few steps on a few examples: the tests' quick world, aligned in name only)."""
+    if size not in WORLD_SIZES:
+        raise InputError(f"unknown world_size {size!r}.", f"use one of: {', '.join(WORLD_SIZES)}.")
+    if size == "small":
+        return RealWorldConfig(AlignmentConfig(steps=4, n_refusals=16, n_borderline=8, n_benign=8, distill_tokens=16, seed=seed))
+    return RealWorldConfig(AlignmentConfig(seed=seed))
 
 
 @dataclass
