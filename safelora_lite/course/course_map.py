@@ -9,6 +9,7 @@ COURSE = [
     ("05", "05_splora", "SPLoRA", "E-DIEM (paper vs reference code) and pruning", "5 min", "CPU"),
     ("06", "06_lora_fusion", "LoRA fusion", "a safety adapter fused into the task adapter; exaggerated safety", "5 min", "CPU"),
     ("07", "07_comparison", "Comparison", "every method under one protocol; Pareto plot", "10 min", "CPU"),
+    ("08", "08_real_small_model", "A real model on a CPU", "SmolLM2-135M-Instruct and its own safety fine-tune through every method", "first run builds the world", "CPU"),
     ("09", "09_scale_tinyllama", "Scale: TinyLlama", "the same pipeline on TinyLlama base / chat", "3 min (stand-in)", "GPU (stand-in on CPU)"),
     ("10", "10_scale_llama2_7b", "Scale: Llama-2-7B", "memory plan, streaming projection, QLoRA option", "3 min (stand-in)", "GPU (stand-in on CPU)"),
     ("11", "11_beyond", "Beyond the four", "LoX and token-level safety shaping", "5 min", "CPU"),

@@ -25,7 +25,7 @@ from safelora_lite.outputs import cache_entry
 from safelora_lite.paths import cache_dir
 from safelora_lite.records import write_json_atomic
 from safelora_lite.worlds.checkpoints import CheckpointWorld
-from safelora_lite.worlds.real import data
+import safelora_lite.worlds.real.data as data
 from safelora_lite.worlds.real.alignment import TRAIN_OPTIONS, AlignmentConfig, align
 from safelora_lite.worlds.real.checkpoint import GGUF_FILE, save_base
 from safelora_lite.worlds.real.text import natural_case
