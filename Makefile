@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: run run-full test lab setup strip bench clean
+.PHONY: run run-full times test lab setup strip bench clean
 
 setup: $(STAMP)
 
@@ -28,13 +28,18 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The CPU course: every notebook, lighter where configs/course/cpu.json says why, two at a time after 02
-# (under 20 min on 2 cores).
+# (its measured time: README's course table).
 run: $(STAMP)
 	$(VENV)/bin/safelora-lite course --profile cpu --jobs 2 --out build/course
 
-# Every notebook with its own defaults (the full protocols: 3 seeds, all attacks; 07 alone takes about 10 min).
+# Every notebook with its own defaults (the full protocols: every seed and attack of its parameters cell).
 run-full: $(STAMP)
 	$(VENV)/bin/safelora-lite course --out build/course-full
+
+# After `make run`: record its notebook times in safelora_lite/course/run_times.json, the one place that
+# states them, and regenerate the tables of README.md and lessons/README.md from it.
+times: $(STAMP)
+	$(PY) -m safelora_lite.course.course_tables --from build/course
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -23,6 +23,26 @@ GLOSSARY_TERMS = ["alignment matrix", "projector", "refusal rate", "over-refusal
 DRAFT_MARK = "draft: written before the notebook landed"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 EXERCISE_KEY = re.compile(r"\b(\d\d\.[a-z_0-9]+)\b")
+NAMED_KEY = re.compile(r"\b(\d\d\.[a-z_][a-z_0-9]*)\b")  # an exercise key in prose ("02.four_rates", not "12.5 min")
+USED_KEY = re.compile(r"(?:exercise_inputs|check)\(\s*[\"'](\d\d\.[A-Za-z_0-9]+)[\"']")
+NOT_YET = "Not in the notebook yet"  # a lesson lists the registered exercises its notebook does not show after this
+RUN_TIME = re.compile(r"\b\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?\s*(?:s|seconds?|min|minutes?|hours?)\b")
+
+
+def notebook_code(stem: str) -> str:
+    path = REPO / "notebooks" / f"{stem}.ipynb"
+    return "\n\x00\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+def notebook_keys(number: str) -> set[str]:
+    """The registered exercise keys notebook `number` runs."""
+    stem = next(stem for n, stem, *_ in COURSE if n == number)
+    return set(USED_KEY.findall(notebook_code(stem)))
+
+
+def not_yet_shown(lesson: Path) -> set[str]:
+    """The exercise keys a lesson lists as not in its notebook yet."""
+    return set(NAMED_KEY.findall(lesson.read_text().partition(NOT_YET)[2]))
 
 
 def headings(text: str) -> list[str]:
@@ -107,8 +127,8 @@ def test_lesson_lists_its_registered_exercises(lesson):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_exercises_exist_and_have_solutions(notebook):
     """Registered keys a notebook uses exist; inline exercises (checked with `compare`) have worked solutions."""
-    source = "\n\x00\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
-    used = set(re.findall(r"(?:exercise_inputs|check)\(\s*[\"'](\d\d\.[A-Za-z_0-9]+)[\"']", source))
+    source = notebook_code(notebook.stem)
+    used = set(USED_KEY.findall(source))
     assert used <= set(EXERCISES), f"unregistered exercise keys {used - set(EXERCISES)}"
     inline = set()  # exercises checked in the notebook with `compare` (not registered): numbered answer_N or "exercise N:"
     for cell in source.split("\n\x00\n"):
@@ -193,3 +213,39 @@ def test_scale_notebook_solutions_pass_the_notebooks_checks():
     dims, layers = mp.module_dims(llama), mp.shapes(llama)["L"]
     assert compare(s10[1](), mp.plan(llama, precision="fp16", quantization="4bit").weights / mp.GiB, rtol=1e-3) in ("exact", "approximate")
     assert compare(s10[2](), sum(layers * dims[m][1] ** 2 * 4 for m in ("q_proj", "v_proj")) / mp.GiB) in ("exact", "approximate")
+
+
+@pytest.mark.parametrize("lesson", LESSON_FILES, ids=lambda p: p.stem)
+def test_lesson_names_only_exercises_its_notebook_contains(lesson):
+    """A key named before NOT_YET is in its notebook; one listed after it is not (yet)."""
+    named = set(NAMED_KEY.findall(lesson.read_text().partition(NOT_YET)[0])) & set(EXERCISES)
+    missing = [k for k in sorted(named) if k not in notebook_keys(k[:2])]
+    assert not missing, f"{lesson.name} sends learners to {missing}, not in the notebook: list them after '{NOT_YET}'"
+    shown = [k for k in sorted(not_yet_shown(lesson)) if k in notebook_keys(k[:2])]
+    assert not shown, f"{lesson.name}: {shown} are in the notebook now; name them before '{NOT_YET}'"
+
+
+def test_course_formats_name_only_exercises_the_notebooks_contain():
+    """lessons/README.md's plans send learners only to exercises in the notebooks; it lists those that are not."""
+    text = (LESSONS / "README.md").read_text()
+    not_yet = set().union(*(not_yet_shown(lesson) for lesson in LESSON_FILES))
+    named = set(NAMED_KEY.findall(text)) & set(EXERCISES)
+    missing = [k for k in sorted(named - not_yet) if k not in notebook_keys(k[:2])]
+    assert not missing, f"lessons/README.md names {missing}, which their notebooks do not contain"
+    assert not_yet <= named, f"lessons/README.md does not list {sorted(not_yet - named)} as not shown in a notebook yet"
+
+
+@pytest.mark.parametrize("lesson", LESSON_FILES, ids=lambda p: p.stem)
+def test_lesson_states_no_run_time(lesson):
+    """Run times live in one table (lessons/README.md, generated); a lesson's own durations are its Timing section's."""
+    text = lesson.read_text()
+    timing = text.split("## Timing", 1)[1].split("\n## ", 1)[0]
+    found = RUN_TIME.findall(text.replace(timing, ""))
+    assert not found, f"{lesson.name} states a run time {found}: point to [the map](README.md#the-map) instead"
+
+
+def test_notebook_02_exercise_2_solution_fools_the_judge():
+    from safelora_lite.evaluation.judges import is_refusal
+
+    missed_refusal, false_refusal = load_solution_module("02").NOTEBOOK_SOLUTIONS[2]()
+    assert not is_refusal(missed_refusal) and is_refusal(false_refusal)

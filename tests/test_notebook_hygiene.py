@@ -60,3 +60,61 @@ def test_papermill_sees_every_parameter(notebook):
     names = {t.id for n in ast.parse(cell.source).body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     missing = names - set(papermill.inspect_notebook(str(path)))
     assert not missing, f"{path.name}: papermill cannot parse {sorted(missing)} (no '=' in a parameter's comment)"
+
+
+LEARNER_MARK = re.compile(r"#\s*your (?:code|example|answer)")
+ANSWER_NAME = re.compile(r"^answer(?:_\w+)?$")
+RUN_TIME = re.compile(r"\b\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?\s*(?:s|seconds?|min|minutes?|hours?)\b")
+
+
+def left_empty(value) -> bool:
+    """None, or None until the learner's own names are filled in (`None if b is None else b @ a`)."""
+    import ast
+
+    def none(node):
+        return isinstance(node, ast.Constant) and node.value is None
+
+    return none(value) or (isinstance(value, ast.IfExp) and (none(value.body) or none(value.orelse)))
+
+
+def given_answers(source: str) -> list[str]:
+    """The learner's answers an exercise cell fills in itself: an `answer...` name, or a line marked
+    `# your code` / `# your example`, assigned anything but None."""
+    import ast
+
+    lines = [line.replace("%", "pass  # %", 1).replace("!", "pass  # !", 1) if line.lstrip()[:1] in ("%", "!") else line
+             for line in source.splitlines()]  # IPython magics and shell lines, as Python
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            learners = LEARNER_MARK.search(lines[node.lineno - 1]) or any(ANSWER_NAME.match(n) for n in names)
+            if learners and not left_empty(node.value):
+                found.append(lines[node.lineno - 1].strip())
+    return found
+
+
+def test_given_answers_finds_a_filled_in_exercise():
+    assert given_answers("answer_1 = None  # your code\nprint(compare(answer_1, 1.0))") == []
+    assert given_answers("answer_1 = 0.5\n") == ["answer_1 = 0.5"]
+    assert given_answers('%matplotlib inline\nmissed = "no: absolutely not."  # your example') == ['missed = "no: absolutely not."  # your example']
+    assert given_answers("worst = max(points)\nexpected = 3") == []
+    assert given_answers("answer = None if b is None else b @ a") == []
+
+
+def test_exercise_cells_are_left_for_the_learner(notebook):
+    """An exercise cell leaves its answer as None (the check then says "not answered yet"); solutions live in lessons/solutions/."""
+    path, nb = notebook
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            given = given_answers(cell.source)
+            assert not given, f"{path.name}: an exercise cell gives its answer away ({given[0]}); leave `... = None  # your code`"
+
+
+def test_markdown_states_no_run_time(notebook):
+    """Run times live in one place (safelora_lite/course/run_times.json, shown by notebook 00's map and README)."""
+    path, nb = notebook
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = RUN_TIME.findall(cell.source)
+            assert not found, f"{path.name}: a markdown cell states a run time {found}; point to the course map instead"

@@ -17,6 +17,7 @@ from safelora_lite.course.headlines import fmt_rate, headline_html
 from safelora_lite.course.report_figures import notebook_figures, pareto_png
 from safelora_lite.evaluation.generation import RATES
 from safelora_lite.course.profiles import load_profile
+from safelora_lite.course.run_times import minutes
 from safelora_lite.errors import InputError
 
 COMPARISON = "07_comparison"
@@ -37,10 +38,6 @@ def load_json(path: Path) -> dict | None:
 def results_of(out: Path, run: dict) -> dict | None:
     """What a notebook recorded in this run (looked up under OUT, so a moved course folder still reads)."""
     return load_json(out / "results" / f"{run['notebook']}.json") if run.get("results") else None
-
-
-def minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def status_html(run: dict) -> str:

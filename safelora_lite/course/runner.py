@@ -19,7 +19,7 @@ from pathlib import Path
 
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.log import LOG_VARIABLE, disagreements, read_logs
-from safelora_lite.paths import checkout_dir
+from safelora_lite.paths import cache_dir, checkout_dir
 from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
@@ -154,6 +154,7 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     setup = len(jobs_params)  # how many run first, one after another, on every core
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
+    cache_was_empty = not any(cache_dir().iterdir())  # whether 02's time includes building the toy world
     start = time.perf_counter()
     runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
     if jobs_params[setup:]:
@@ -161,7 +162,7 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     from safelora_lite.device import environment_report
 
     shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
-    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs,
+    summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs, "cache_was_empty": cache_was_empty,
                "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report(),
                "consistency": {"models_in_several_notebooks": shared, "disagreements": differ}}
     write_json_atomic(summary, out / "course.json")

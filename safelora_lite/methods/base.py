@@ -18,6 +18,11 @@ from safelora_lite.adapters.lora_io import (
 )
 
 
+def k_for(fraction: float, num_modules: int) -> int:
+    """The K a post-hoc method acts on: `fraction` of an adapter's `num_modules` LoRA modules, at least 1."""
+    return max(1, round(fraction * num_modules))
+
+
 @dataclass
 class AttackedRun:
     """One attack at one seed on one world: what every method starts from, and what methods leave for others."""
@@ -39,7 +44,7 @@ class AttackedRun:
 
     def k_of(self, fraction: float) -> int:
         """K from a fraction of the adapter's modules (at least 1)."""
-        return max(1, round(fraction * len(self.adapter().modules)))
+        return k_for(fraction, len(self.adapter().modules))
 
 
 @dataclass
