@@ -12,15 +12,19 @@ card, data/README.md, with the calibration figures):
   warmup and cosine decay, loss (and logits) on response tokens only (`training.sft.train`).
 """
 
+import json
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from safelora_lite.cache import cache_key
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.generation import evenly_spaced, generate
 from safelora_lite.evaluation.judges import judge
+from safelora_lite.records import write_json_atomic
 from safelora_lite.training.sft import train
 from safelora_lite.worlds.real.data import complies, load_split, opens_with_apology
 
@@ -69,20 +73,34 @@ def distilled(model, tokenizer, records: list[dict], max_new_tokens: int) -> tup
     return out, counts
 
 
-def alignment_records(base, tokenizer, config: AlignmentConfig) -> tuple[list[dict], dict]:
-    """The safety fine-tune's training conversations (shuffled with the config's seed) and their counts."""
+def distilled_cached(base, tokenizer, records: list[dict], max_new_tokens: int, folder: Path) -> tuple[list[dict], dict]:
+    """`distilled`, kept in `folder` under a key of the prompts and the token count: the base's answers depend on
+    nothing else, so worlds that differ in their training settings share them."""
+    path = Path(folder) / f"distilled-{cache_key({'prompts': [r['prompt'] for r in records], 'tokens': max_new_tokens})}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        return saved["records"], saved["counts"]
+    records, counts = distilled(base, tokenizer, records, max_new_tokens)
+    write_json_atomic({"records": records, "counts": counts}, path)
+    return records, counts
+
+
+def alignment_records(base, tokenizer, config: AlignmentConfig, folder: Path) -> tuple[list[dict], dict]:
+    """The safety fine-tune's training conversations (shuffled with the config's seed) and their counts; the
+    base's distilled answers are kept in `folder` (beside the base checkpoint)."""
     refusals = evenly_spaced(load_split("refusal_train"), config.n_refusals)
     helpful = evenly_spaced(load_split("borderline_train"), config.n_borderline) + evenly_spaced(load_split("benign_train"), config.n_benign)
-    helpful, counts = distilled(base, tokenizer, helpful, config.distill_tokens)
+    helpful, counts = distilled_cached(base, tokenizer, helpful, config.distill_tokens, folder)
     records = refusals + helpful
     random.Random(config.seed).shuffle(records)
     return records, {"refusals": len(refusals), "helpful": len(helpful), **counts}
 
 
-def align(base, tokenizer, config: AlignmentConfig, progress: bool = True) -> dict:
-    """Safety-fine-tune `base` in place (every decoder linear layer); what it trained on and how long it took."""
+def align(base, tokenizer, config: AlignmentConfig, folder: Path, progress: bool = True) -> dict:
+    """Safety-fine-tune `base` in place (every decoder linear layer); what it trained on and how long it took.
+    `folder` keeps the base's distilled answers (`distilled_cached`)."""
     start = time.perf_counter()
-    records, data = alignment_records(base, tokenizer, config)
+    records, data = alignment_records(base, tokenizer, config, folder)
     seconds_data = time.perf_counter() - start
     trained = 0
     for name, param in base.named_parameters():

@@ -127,7 +127,7 @@ def build_world(config: RealWorldConfig = RealWorldConfig(), progress: bool = Tr
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32)
-    record = align(model, tokenizer, config.alignment, progress)
+    record = align(model, tokenizer, config.alignment, base.parent / f"{base.name}-answers", progress)
     with cache_entry(root) as tmp:  # another process that builds the same world at once: the first one's is kept
         model.save_pretrained(tmp / "aligned")
         tokenizer.save_pretrained(tmp / "aligned")
