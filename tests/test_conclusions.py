@@ -192,3 +192,50 @@ def test_nb12_shrink_story_branches(median, deleting):
     record, lines = nb12.shrink_story(rows, prediction)
     assert record["projecting_is_deleting"] is deleting and record["shrink_to_bound"] == pytest.approx(1 / 3)
     assert ("close to deleting" in lines[1]) is deleting and ("is not deleting" in lines[1]) is (not deleting)
+
+
+def test_nb08_calibration_branches():
+    from safelora_lite.course.conclusions import nb08
+
+    met, lines = nb08.calibration(rates(0.05, 0.0, 0.02), rates(0.97, 0.0, 0.05), 0.95)
+    assert met["meets_bars"] and met["refusal_gained"] and "meets every bar" in lines[1]
+    missed, lines = nb08.calibration(rates(0.05, 0.0, 0.02), rates(0.97, 0.0, 0.30), 0.95)
+    assert not missed["meets_bars"] and "over_refusal" in lines[1]
+
+
+@pytest.mark.parametrize("paper, zero, deletion", [(0.50, 0.50, True), (0.52, 0.50, True), (0.80, 0.50, False)])
+def test_nb08_deletion_branches(paper, zero, deletion):
+    from safelora_lite.course.conclusions import nb08
+
+    record, lines = nb08.deletion(rates(paper, 0.5, n=100), rates(zero, 0.5, n=100), 15)
+    assert record["acts_like_deletion"] is deletion
+    assert ("acts like deletion" in lines[0]) is deletion
+
+
+def test_nb08_attack_geometry_and_generalisation_branches():
+    from safelora_lite.course.conclusions import nb08
+
+    record, lines = nb08.attacks(rates(0.97, 0.0, n=100), {"mixed": rates(0.05, 0.8, n=100), "benign": rates(0.95, 0.8, n=100)})
+    assert record["mixed"] == {"eroded_refusals": True, "taught_task": True} and not record["benign"]["eroded_refusals"]
+    assert "took refusals away" in lines[0] and "left refusals where they were" in lines[1]
+    small = {q: {"median": 0.006, "min": 0.001, "max": 0.02} for q in ("v_norm", "top_eigenvalue", "shrink", "score")}
+    large = {**small, "shrink": {"median": 0.4, "min": 0.1, "max": 0.9}}
+    assert nb08.geometry(small, small)[0]["projection_deletes"] and not nb08.geometry(large, small)[0]["projection_deletes"]
+    same, _ = nb08.generalisation(rates(0.95, 0.0, 0.05, n=100), rates(0.93, 0.0, 0.05, n=30), "aligned")
+    worse, line = nb08.generalisation(rates(0.95, 0.0, 0.05, n=100), rates(0.40, 0.0, 0.05, n=30), "aligned")
+    assert not same["refusal_rate"]["differs"] and worse["refusal_rate"]["differs"] and "a clear difference" in line[0]
+
+
+def test_nb08_method_branches():
+    from safelora_lite.course.conclusions import nb08
+
+    def stats(refusal, task):
+        return {"refusal_rate": {"mean": refusal, "std": 0.0, "prompts": 100}, "task_accuracy": {"mean": task, "std": 0.0, "prompts": 100},
+                **{r: {"mean": 0.0, "std": 0.0, "prompts": 100} for r in ("harmful_compliance_rate", "over_refusal_rate")}}
+
+    summary = {"mixed": {"lora": stats(0.05, 0.9), "fusion": stats(0.6, 0.85), "zero_control": stats(0.9, 0.1)}}
+    record, lines = nb08.methods(summary, "mixed")
+    assert record["helps"] == ["fusion"] and record["best_keeping_task"] == "fusion" and "fusion" in lines[1]
+    summary["mixed"]["fusion"] = stats(0.6, 0.3)
+    record, lines = nb08.methods(summary, "mixed")
+    assert record["helps"] == [] and record["best_keeping_task"] is None and "No method keeps" in lines[1]

@@ -158,6 +158,26 @@ def test_notebook_03_solutions_pass_the_notebooks_check(tiny_llama_pair):
     assert check_notebook_03(adapter, base_dir, aligned_dir, {})[3] == "not answered yet"
 
 
+def test_notebook_08_solutions_pass_the_notebooks_check(tiny_llama_pair):
+    """Notebook 08's worked solutions pass its check on a tiny pair with a chat template, and wrong answers fail it."""
+    from types import SimpleNamespace
+
+    from safelora_lite.adapters.lora_io import read_adapter
+    from safelora_lite.adapters.model_loading import byte_tokenizer
+    from safelora_lite.course.exercises.nb08 import check_notebook_08
+
+    base_dir, aligned_dir, adapter_dir = tiny_llama_pair
+    world = SimpleNamespace(base_dir=base_dir, aligned_dir=aligned_dir, tokenizer=byte_tokenizer(),
+                            eval_records=lambda: [{"prompt": "How do I bake bread?"}])
+    adapter = read_adapter(adapter_dir)
+    solutions = load_solution_module("08").NOTEBOOK_SOLUTIONS
+    answers = {1: solutions[1](world), 2: solutions[2](world, adapter)}
+    assert set(check_notebook_08(world, adapter, answers).values()) <= {"exact", "approximate"}
+    wrong = check_notebook_08(world, adapter, {1: answers[1] - 1, 2: answers[2] * 1.5})
+    assert wrong[1] == wrong[2] == "wrong"  # the check can fail
+    assert check_notebook_08(world, adapter, {})[1] == "not answered yet"
+
+
 def test_notebook_06_solutions_pass_the_notebooks_checks():
     """Notebook 06's inline exercises, with the notebook's own expected values, on the same kind of inputs."""
     import torch

@@ -1,13 +1,15 @@
-"""Notebook 09 (TinyLlama scale) runs end to end with the stand-in pair and small parameters."""
+"""Notebook 09 (TinyLlama scale) runs end to end on the real small pair (SmolLM2-135M-Instruct and its quick safety
+fine-tune, notebook 08's world) and small parameters: CI runs the real tokenizer, chat template and checkpoints."""
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_notebook_09_runs_with_the_stand_in_and_resumes(run_notebook):
-    r = run_notebook("09_scale_tinyllama", model_source="stand-in", world_size="small", steps=12, save_steps=4,
-                     disconnect_at=8, n_examples=96, batch_size=16, eval_per_split=6, max_new_tokens=12, ks=[0, 8])
+def test_notebook_09_runs_on_the_real_small_pair_and_resumes(run_notebook):
+    r = run_notebook("09_scale_tinyllama", model_source="real-small", world_size="small", steps=12, save_steps=4,
+                     disconnect_at=8, n_examples=96, batch_size=8, lr=2e-4, max_length=96, eval_per_split=6, max_new_tokens=12,
+                     ks=[0, 60])
     assert r["finetune"]["steps"] == 12 and r["finetune"]["resumed_from"].endswith("checkpoint-8")
     assert r["finetune"]["disconnected"]
     assert abs(r["activation_check"]["relative_error"]) <= 0.15

@@ -49,7 +49,8 @@ def run_protocol(protocol: dict, attacks=None, seeds=None, methods=None, world=N
     """
     from tqdm.auto import tqdm
 
-    from safelora_lite.worlds.toy import AttackConfig, WorldConfig, build_world
+    from safelora_lite.worlds.registry import build_world
+    from safelora_lite.worlds.toy import AttackConfig
 
     attacks = list(attacks or protocol["attacks"])
     seeds = list(seeds if seeds is not None else protocol["seeds"])
@@ -58,7 +59,7 @@ def run_protocol(protocol: dict, attacks=None, seeds=None, methods=None, world=N
     if unknown:
         raise InputError(f"method {unknown[0]!r} is not in protocol {protocol['name']} or not registered.",
                          f"use some of: {', '.join(protocol['methods'])}.")
-    world = world or build_world(WorldConfig(**protocol["world"]), progress=progress)
+    world = world or build_world(protocol["world"], progress=progress)
     base_attack = dict(protocol["attack"])
     if harmful_fraction is not None:
         base_attack["harmful_fraction"] = harmful_fraction

@@ -14,6 +14,7 @@ COURSE = [
     ("05", "05_splora", "SPLoRA", "E-DIEM (paper vs reference code) and pruning", "CPU"),
     ("06", "06_lora_fusion", "LoRA fusion", "a safety adapter fused into the task adapter; exaggerated safety", "CPU"),
     ("07", "07_comparison", "Comparison", "every method under one protocol; Pareto plot", "CPU"),
+    ("08", "08_real_small_model", "A real model on a CPU", "SmolLM2-135M-Instruct and its own safety fine-tune through every method", "CPU"),
     ("09", "09_scale_tinyllama", "Scale: TinyLlama", "the same pipeline on TinyLlama base / chat", "GPU (stand-in on CPU)"),
     ("10", "10_scale_llama2_7b", "Scale: Llama-2-7B", "memory plan, streaming projection, QLoRA option", "GPU (stand-in on CPU)"),
     ("11", "11_beyond", "Beyond the four", "LoX and token-level safety shaping", "CPU"),

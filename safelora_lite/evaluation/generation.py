@@ -96,3 +96,11 @@ def evaluate_records(tokenizer, model, records: list[dict], max_new_tokens: int 
     rates = score(records, responses, complies)
     log_evaluation(model, records, rates)
     return rates, responses
+
+
+def answered_share(model, tokenizer, records: list[dict], complies: Callable[[str], bool] = substantive,
+                   max_new_tokens: int = 24) -> float:
+    """The share of `records` (e.g. benign requests) whose greedy answer the judge reads as an answer ("compliance"):
+    is an aligned model still helpful?"""
+    responses = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens)
+    return sum(judge(s, complies) == "compliance" for s in responses) / len(responses) if responses else float("nan")

@@ -88,7 +88,8 @@ def run_fusion(run: AttackedRun, settings: dict) -> MethodResult:
 
     a = run.attack
     safety_dir = train_safety_adapter(run.world, SafetyAdapterConfig(
-        n_examples=settings["safety_examples"], r=a.r, lora_alpha=a.lora_alpha, target_modules=a.target_modules, seed=a.seed),
+        n_examples=settings["safety_examples"], r=a.r, lora_alpha=a.lora_alpha, target_modules=a.target_modules, seed=a.seed,
+        lr=a.lr, batch_size=a.batch_size),
         progress=False)
     fused, seconds = timed(lambda: fuse_adapters([run.adapter(), read_adapter(safety_dir)], settings["weights"]))
     return MethodResult(fused, run.world, {}, seconds + run_info(safety_dir)["seconds"])

@@ -128,9 +128,10 @@ def train_shaped_lora(world, attack, guardrail, beta: float = 1.0, progress: boo
     torch.manual_seed(attack.seed)
     model = get_peft_model(model, attack.run.peft_config())
     objective = ShapedObjective(model, guardrail, float(beta))
+    options = {k: v for k, v in world.train_options.items() if k != "response_logits"}  # the KL term needs every logit
     start = time.perf_counter()
     losses = train(objective, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed,
-                   progress, desc=f"shaped: {attack.kind}")
+                   progress, desc=f"shaped: {attack.kind}", **options)
     seconds = time.perf_counter() - start
     report = {"attack": asdict(attack), "beta": float(beta), "guardrail": getattr(guardrail, "key", None),
               "seconds": round(seconds, 1), "losses": losses, "parts_last": objective.parts[-1],

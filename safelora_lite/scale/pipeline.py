@@ -20,10 +20,13 @@ from safelora_lite.evaluation.generation import RATES, evenly_spaced, rates_of
 
 
 def pair_dirs(base_id: str, aligned_id: str, model_source: str, base_local_dir=None, aligned_local_dir=None, world_config=None):
-    """(base_dir, aligned_dir, world): two checkpoint folders; `world` is the toy world for "stand-in", else None.
+    """(base_dir, aligned_dir, world): two checkpoint folders; `world` is the pair's world for "stand-in" and
+    "real-small", else None.
 
     The stand-in pair is the toy world's base and aligned models: tiny LlamaForCausalLM models
     trained here, so the safety numbers mean something on a CPU (random stand-ins would not).
+    "real-small" is the real small world's pair (SmolLM2-135M-Instruct and its safety fine-tune,
+    `worlds.real`): a real tokenizer, chat template and checkpoints on a CPU.
     """
     from safelora_lite.adapters.model_loading import weights_dir
 
@@ -32,19 +35,26 @@ def pair_dirs(base_id: str, aligned_id: str, model_source: str, base_local_dir=N
 
         world = tw.build_world(world_config or tw.WorldConfig.small(), progress=False)
         return world.base_dir, world.aligned_dir, world
+    if model_source == "real-small":
+        import safelora_lite.worlds.real as real
+
+        world = real.build_world(world_config or real.world_config("small"), progress=False)
+        return world.base_dir, world.aligned_dir, world
     if model_source == "random-real-shapes":
         raise InputError("random-real-shapes has no trained pair to fine-tune or project.", "use it for the memory sections only.")
     return weights_dir(base_id, model_source, base_local_dir), weights_dir(aligned_id, model_source, aligned_local_dir), None
 
 
 def attack_data(kind: str = "mixed", harmful_fraction: float = 0.1, n_examples: int = 500, seed: int = 0,
-                harmful_path=None, task_path=None) -> list[dict]:
-    """The fine-tuning data: toy splits by default; with paths, AdvBench CSV (goal -> target) and GSM8K JSONL."""
+                harmful_path=None, task_path=None, world=None) -> list[dict]:
+    """The fine-tuning data: the world's attack data (the toy world's splits when no world is given); with
+    paths, AdvBench CSV (goal -> target) and GSM8K JSONL."""
     import safelora_lite.worlds.loaders as loaders
     import safelora_lite.worlds.toy as tw
 
     if harmful_path is None and task_path is None:
-        return tw.attack_records(tw.AttackConfig(kind=kind, harmful_fraction=harmful_fraction, n_examples=n_examples, seed=seed))
+        attack = tw.AttackConfig(kind=kind, harmful_fraction=harmful_fraction, n_examples=n_examples, seed=seed)
+        return world.attack_records(attack) if world is not None else tw.attack_records(attack)
     rng = random.Random(seed)
     harmful = loaders.load_advbench(harmful_path) if harmful_path else []
     task = loaders.load_gsm8k(task_path) if task_path else []
@@ -56,14 +66,18 @@ def attack_data(kind: str = "mixed", harmful_fraction: float = 0.1, n_examples: 
     return picks
 
 
-def eval_data(per_split: int | None = 30, harmful_path=None, task_path=None, borderline_path=None) -> list[dict]:
-    """Held-out prompts: harmful, borderline and task; toy test splits unless real files are given."""
+def eval_data(per_split: int | None = 30, harmful_path=None, task_path=None, borderline_path=None, world=None) -> list[dict]:
+    """Held-out prompts: harmful, borderline and task; the world's test split (the toy world's when no world is
+    given) unless real files are given."""
     import safelora_lite.worlds.loaders as loaders
     import safelora_lite.worlds.toy as tw
 
-    harmful = loaders.load_advbench(harmful_path) if harmful_path else tw.load_split("harmful_test")
-    borderline = loaders.load_chat(borderline_path, kind="borderline") if borderline_path else tw.load_split("borderline_test")
-    task = loaders.load_gsm8k(task_path) if task_path else tw.load_split("task_test")
+    def held_out(kind: str) -> list[dict]:
+        return [r for r in world.eval_records() if r["kind"] == kind] if world is not None else tw.load_split(f"{kind}_test")
+
+    harmful = loaders.load_advbench(harmful_path) if harmful_path else held_out("harmful")
+    borderline = loaders.load_chat(borderline_path, kind="borderline") if borderline_path else held_out("borderline")
+    task = loaders.load_gsm8k(task_path) if task_path else held_out("task")
     return evenly_spaced(harmful, per_split) + evenly_spaced(borderline, per_split) + evenly_spaced(task, per_split)
 
 

@@ -68,9 +68,21 @@ def cosine_lr(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def optimizer_step(model, batch: dict, optimizer, params: list) -> float:
-    """One step: forward, loss on the labels, backward, clip the gradient norm to 1, AdamW update; the loss."""
-    loss = model(**batch).loss
+def response_loss(model, batch: dict) -> torch.Tensor:
+    """Mean cross-entropy on the response tokens, with the LM head applied only where a response token is
+    predicted: the same loss as `model(**batch).loss`, without the (batch, seq, vocab) logits of the prompt
+    and the padding (most of a real vocabulary's cost). Needs a transformers causal LM (`logits_to_keep`)."""
+    targets = batch["labels"][:, 1:]  # (batch, seq-1): position t predicts token t+1
+    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)  # (batch, seq)
+    keep[:, :-1] = targets != IGNORE_INDEX
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits  # (kept, vocab)
+    return torch.nn.functional.cross_entropy(logits.float(), targets[targets != IGNORE_INDEX])
+
+
+def optimizer_step(model, batch: dict, optimizer, params: list, response_logits: bool = False) -> float:
+    """One step: forward, loss on the labels (`response_loss` when response_logits), backward, clip the
+    gradient norm to 1, AdamW update; the loss."""
+    loss = response_loss(model, batch) if response_logits else model(**batch).loss
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -78,15 +90,40 @@ def optimizer_step(model, batch: dict, optimizer, params: list) -> float:
     return loss.item()
 
 
+def batch_indices(n: int, batch_size: int, rng: random.Random, lengths: list[int] | None = None, length_groups: int = 1):
+    """Endless batches of example indices, epoch after epoch in a seeded shuffle. With length_groups > 1,
+    that many batches are drawn at once, sorted by length (`lengths`) and cut, then served in a random order:
+    a batch pads its examples to similar lengths, and every example is still seen once per epoch."""
+    order: list[int] = []
+    pending: list[list[int]] = []
+    size = min(batch_size, n)
+    while True:
+        if not pending:
+            drawn = []
+            while len(drawn) < size * max(1, length_groups):
+                if not order:
+                    order = list(range(n))
+                    rng.shuffle(order)
+                drawn.append(order.pop())
+            if length_groups > 1:
+                drawn.sort(key=lambda i: lengths[i])
+            pending = [drawn[j: j + size] for j in range(0, len(drawn), size)]
+            if length_groups > 1:
+                rng.shuffle(pending)
+        yield pending.pop(0)
+
+
 def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_size: int = 32, seed: int = 0,
           progress: bool = True, callback: Callable[[int, float], None] | None = None, weight_decay: float = 0.0,
-          warmup: int | None = None, desc: str = "training") -> list[float]:
+          warmup: int | None = None, desc: str = "training", max_length: int | None = None, response_logits: bool = False,
+          length_groups: int = 1) -> list[float]:
     """Train the parameters of `model` that have requires_grad; return the loss of each step.
 
-    Batches are drawn by a seeded shuffler (epoch after epoch), the loss is cross-entropy on
-    response tokens only, AdamW with warmup + cosine decay. `callback(step, loss)` runs after each
+    Batches are drawn by a seeded shuffler (epoch after epoch; `batch_indices`), the loss is cross-entropy
+    on response tokens only, AdamW with warmup + cosine decay. `callback(step, loss)` runs after each
     step (step counts from 1), e.g. to evaluate along the way; it may switch to eval mode, train()
-    switches back.
+    switches back. For a real model: `max_length` cuts long conversations, `response_logits` computes the
+    logits of response tokens only (`response_loss`), `length_groups` batches examples of similar length.
     """
     from tqdm.auto import tqdm
 
@@ -94,27 +131,21 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
     if not params:
         raise ValueError("no parameter has requires_grad: nothing to train")
     device = next(model.parameters()).device
-    encoded = encode_records(tokenizer, records)
+    encoded = encode_records(tokenizer, records, max_length)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rng = random.Random(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     warmup = max(1, steps // 20) if warmup is None else warmup
-    order: list[int] = []
+    draws = batch_indices(len(encoded), batch_size, rng, [len(e["input_ids"]) for e in encoded], length_groups)
     losses = []
     model.train()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
-        batch_idx = []
-        while len(batch_idx) < min(batch_size, len(encoded)):
-            if not order:
-                order = list(range(len(encoded)))
-                rng.shuffle(order)
-            batch_idx.append(order.pop())
-        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in batch_idx], pad).items()}
+        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in next(draws)], pad).items()}
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, warmup)
-        losses.append(optimizer_step(model, batch, optimizer, params))
+        losses.append(optimizer_step(model, batch, optimizer, params, response_logits))
         if progress and step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if callback is not None:

@@ -51,6 +51,7 @@ class World(Protocol):
     tokenizer: object
     split_names: tuple[str, ...]
     held_out_refusal: str  # a refusal no training split holds (to test judges and guardrails)
+    train_options: dict  # extra keyword arguments of training.sft.train (a real model's speed-ups; {} for the toy world)
 
     @property
     def base_dir(self) -> Path: ...

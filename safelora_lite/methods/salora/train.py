@@ -59,7 +59,7 @@ def train_on_world(world, attack, safety_rank: int = 32, task_rank: int = 32, ta
                                      context=parametrize.cached)
     start = time.perf_counter()
     losses = train(model, world.tokenizer, records, attack.steps, attack.lr, attack.batch_size, attack.seed, progress,
-                   callback, desc=f"SaLoRA: {attack.kind}")
+                   callback, desc=f"SaLoRA: {attack.kind}", **world.train_options)
     seconds = time.perf_counter() - start
 
     def save(tmp):
