@@ -6,7 +6,9 @@ problems -> answers), each way the library can run them:
   before: logits of every position (model(**batch).loss), batches drawn at random;
   after:  logits of response tokens only (training.sft.response_loss), batches grouped by length.
 Tokens per second count the batch's real (unpadded) tokens. Then greedy answers to the world's test set
-(its one evaluation set), as every evaluation runs them. Say what else ran beside it when you quote it.
+(its one evaluation set), as every evaluation runs them. Each figure is given in wall seconds and in CPU
+seconds (all threads of this process): on a shared machine the wall time follows the other processes,
+the CPU time much less. Say what else ran beside it when you quote it.
 
     python benchmarks/real_small_speed.py [--steps 6] [--threads 2]
 """
@@ -19,7 +21,7 @@ import time
 
 
 def step_times(model, tokenizer, records, params, response_logits, length_groups, steps):
-    """Seconds of each step after the first (warm-up), and the real tokens those steps saw."""
+    """Wall and CPU seconds per step after the first (warm-up), and real tokens per wall second."""
     import torch
 
     from safelora_lite.training.sft import batch_indices, collate, encode_records, optimizer_step
@@ -27,15 +29,16 @@ def step_times(model, tokenizer, records, params, response_logits, length_groups
     encoded = encode_records(tokenizer, records, 112)
     draws = batch_indices(len(encoded), 8, random.Random(0), [len(e["input_ids"]) for e in encoded], length_groups)
     optimizer = torch.optim.AdamW(params, lr=1e-5)
-    seconds, tokens = [], 0
+    seconds, cpu, tokens = [], [], 0
     for i, idx in enumerate(itertools.islice(draws, steps + 1)):
         batch = collate([encoded[j] for j in idx], tokenizer.pad_token_id)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         optimizer_step(model, batch, optimizer, params, response_logits)
         if i:
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             tokens += int(batch["attention_mask"].sum())
-    return sum(seconds) / len(seconds), tokens / sum(seconds)
+    return sum(seconds) / len(seconds), sum(cpu) / len(cpu), tokens / sum(seconds), tokens / sum(cpu)
 
 
 def main():
@@ -67,14 +70,15 @@ def main():
                 model = get_peft_model(model, real.AttackConfig(**real.ATTACK_RUN).peft_config())
             model.train()
             params = [p for p in model.parameters() if p.requires_grad]
-            per_step, per_second = step_times(model, tokenizer, records, params, response_logits, groups, args.steps)
-            print(f"{kind:<18} {label:<7} {per_step:5.2f} s per step, {per_second:6.0f} tokens/s")
+            wall, cpu, per_wall, per_cpu = step_times(model, tokenizer, records, params, response_logits, groups, args.steps)
+            print(f"{kind:<18} {label:<7} {wall:5.2f} s per step ({per_wall:4.0f} tokens/s); CPU {cpu:5.2f} s per step "
+                  f"({per_cpu:4.0f} tokens per CPU-s)")
     model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
     prompts = [r["prompt"] for r in real.eval_records()]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     generate(model, tokenizer, prompts, max_new_tokens=24)
-    seconds = time.perf_counter() - start
-    print(f"evaluation of the test set: {len(prompts)} prompts x 24 new tokens in {seconds:.1f} s "
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    print(f"evaluation of the test set: {len(prompts)} prompts x 24 new tokens in {seconds:.1f} s, CPU {cpu:.1f} s "
           f"({len(prompts) / seconds:.1f} prompts/s)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
 
