@@ -48,3 +48,14 @@ def test_shrink_factors_are_recorded(recorded):
         assert 0.0 < row["shrink"] <= row["top_eigenvalue"] * (1 + 1e-5)
         assert row["at_scale"]["10.0"] == pytest.approx(10.0 * row["shrink"], rel=1e-3)
     assert shrink["scale_to_keep"] == pytest.approx(1.0 / shrink["median_shrink"])
+
+
+def test_runs_on_the_real_small_pair(run_notebook):
+    """The same notebook on notebook 08's world: SmolLM2's checkpoints, tokenizer and chat template (the tests' quick pair)."""
+    recorded = run_notebook("12_safety_landscape", world_kind="real", world_size="small", attack_steps=3, alphas=[0.0, 1.0],
+                            grid_alphas=[0.0, 1.0], grid_betas=[0.0, 1.0], methods=["safe_lora_paper", "zero_control"],
+                            shrink_scales=[1.0], eval_max_per_split=2)
+    assert recorded["world_kind"] == "real" and recorded["n_modules"] == 60  # 30 blocks x (q_proj, v_proj)
+    origin = next(p for p in recorded["lines"]["attack"] if p["alpha"] == 0.0)
+    assert all(origin[m] == recorded["aligned"][m] for m in RATES) and recorded["aligned"]["n"]["refusal_rate"] == 2
+    assert len(recorded["shrink"]["modules"]) == 60

@@ -11,9 +11,8 @@ A shrink far below 1 means that projecting deletes the update (docs/architecture
 
 import statistics
 
-import torch
-
 from safelora_lite.adapters.weights import alignment_changes, open_weights
+from safelora_lite.maths.projection import largest_singular_value
 from safelora_lite.methods.safelora import check_inputs, open_adapter, score_adapter
 
 QUANTITIES = ("v_norm", "top_eigenvalue", "shrink", "score")
@@ -28,7 +27,7 @@ def module_geometry(adapter, base, aligned) -> list[dict]:
     keys = check_inputs(adapter, base, aligned)
     rows = []
     for name, (_, v, v_norm) in zip(adapter.modules, alignment_changes(base, aligned, [keys[n] for n in adapter.modules])):
-        sigma_1 = float(torch.linalg.matrix_norm(v, ord=2))  # largest singular value of V
+        sigma_1 = largest_singular_value(v)  # largest singular value of V
         rows.append({"name": name, "kind": name.rsplit(".", 1)[-1], "v_norm": v_norm, "sigma_1": sigma_1,
                      "top_eigenvalue": sigma_1 ** 2 / v_norm if v_norm > 0 else 0.0,
                      "shrink": projections[name].shrink, "score": projections[name].score})

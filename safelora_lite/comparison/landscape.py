@@ -16,7 +16,7 @@ from safelora_lite.comparison.verdicts import differs, prompts
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.intervals import wilson
 from safelora_lite.evaluation.landscape import Direction, coordinates
-from safelora_lite.maths.projection import safe_lora_projector
+from safelora_lite.maths.projection import largest_singular_value, safe_lora_projector
 from safelora_lite.methods.safelora import check_inputs, open_adapter
 
 
@@ -112,7 +112,7 @@ def shrink_geometry(adapter, base, aligned, scales=(1.0,)) -> list[dict]:
         lora_b = m.lora_b.float()  # (d_out, r), B
         b_norm = float(torch.linalg.matrix_norm(lora_b))
         at_scale = {t: float(torch.linalg.matrix_norm(safe_lora_projector(t * v, "paper") @ lora_b)) / b_norm for t in scales}
-        sigma_1 = float(torch.linalg.matrix_norm(v, ord=2))  # the largest singular value of V
+        sigma_1 = largest_singular_value(v)  # the largest singular value of V
         rows.append({"name": name, "shrink": at_scale[1.0], "v_norm": v_norm, "sigma_1": sigma_1,
                      "top_eigenvalue": sigma_1 ** 2 / v_norm, "at_scale": at_scale})
     return rows

@@ -4,10 +4,10 @@ The expected values are computed here by the library, so that the notebook's exe
 learner's answers (worked solutions: lessons/solutions/s08_real_small_model.py).
 """
 
-import torch
 
 from safelora_lite.adapters.weights import alignment_changes, open_weights
 from safelora_lite.course.exercises.registry import compare
+from safelora_lite.maths.projection import largest_singular_value
 from safelora_lite.methods.safelora import check_inputs, open_adapter
 from safelora_lite.training.sft import prompt_ids
 
@@ -20,7 +20,7 @@ def check_notebook_08(world, adapter, answers: dict) -> dict:
     first = next(iter(adapter.modules))
     _, v, v_norm = next(alignment_changes(base, aligned, [check_inputs(adapter, base, aligned)[first]]))
     expected = {1: len(prompt_ids(world.tokenizer, world.eval_records()[0]["prompt"])),
-                2: float(torch.linalg.matrix_norm(v, ord=2)) ** 2 / v_norm}
+                2: largest_singular_value(v) ** 2 / v_norm}
     verdicts = {i: compare(answers.get(i), value, rtol=1e-3) for i, value in expected.items()}
     for i, verdict in verdicts.items():
         print(f"exercise {i}: {verdict}")
