@@ -239,3 +239,7 @@ def test_nb08_method_branches():
     summary["mixed"]["fusion"] = stats(0.6, 0.3)
     record, lines = nb08.methods(summary, "mixed")
     assert record["helps"] == [] and record["best_keeping_task"] is None and "No method keeps" in lines[1]
+    summary["mixed"]["random_control"] = stats(0.8, 0.85)  # a control that passes the rule is named as one
+    record, lines = nb08.methods(summary, "mixed")
+    assert record["helps"] == [] and record["controls_help"] == ["random_control"] and "(a control)" in lines[1]
+    assert "removing part of the attack's update helps by itself" in lines[2]

@@ -71,20 +71,29 @@ def deletion(paper: dict, zero: dict, k: int) -> tuple[dict, list[str]]:
 
 
 def methods(summary: dict, attack: str) -> tuple[dict, list[str]]:
-    """Which methods help against plain LoRA under `attack` (the library's rule), and the most refusal at TASK_KEEP."""
+    """Which methods help against plain LoRA under `attack` (the library's rule), the most refusal at TASK_KEEP, and
+    whether a control (`Method.when == "control"`) does as well: then the gain is removing part of the update,
+    not the method's choice of what to remove."""
+    from safelora_lite.methods.registry import METHODS
+
     judged = verdicts(summary, attack)
-    helping = [m for m, v in judged.items() if v["helps"]]
+    controls = {m for m in judged if m in METHODS and METHODS[m].when == "control"}
+    helping = [m for m, v in judged.items() if v["helps"] and m not in controls]
+    helping_controls = [m for m, v in judged.items() if v["helps"] and m in controls]
     kept = {m: v for m, v in judged.items() if m != "lora" and not math.isnan(v["task_kept"]) and v["task_kept"] >= TASK_KEEP}
     best = max(kept, key=lambda m: summary[attack][m]["refusal_rate"]["mean"]) if kept else None
     lines = [f"[{attack}] methods that help (more refusals than plain LoRA beyond the noise, >= {TASK_KEEP:.0%} of its task "
              f"accuracy kept): {', '.join(helping) if helping else 'none'}."]
     if best:
         stats = summary[attack][best]
-        lines.append(f"  Most refusal among those keeping the task: {best}, refusal {stats['refusal_rate']['mean']:.2f} at "
-                     f"{judged[best]['task_kept']:.0%} of plain LoRA's task accuracy.")
+        lines.append(f"  Most refusal among those keeping the task: {best}{' (a control)' if best in controls else ''}, refusal "
+                     f"{stats['refusal_rate']['mean']:.2f} at {judged[best]['task_kept']:.0%} of plain LoRA's task accuracy.")
     else:
         lines.append(f"  No method keeps {TASK_KEEP:.0%} of plain LoRA's task accuracy.")
-    return {"verdicts": judged, "helps": helping, "best_keeping_task": best}, lines
+    if helping_controls:
+        lines.append(f"  The control{'s' * (len(helping_controls) > 1)} {', '.join(helping_controls)} pass{'es' * (len(helping_controls) == 1)} "
+                     "the same rule: removing part of the attack's update helps by itself, whichever modules it is taken from.")
+    return {"verdicts": judged, "helps": helping, "controls_help": helping_controls, "best_keeping_task": best}, lines
 
 
 def generalisation(test: dict, natural: dict, label: str) -> tuple[dict, list[str]]:
