@@ -7,6 +7,7 @@ import torch
 from safelora_lite.adapters.lora_io import LoraAdapter, LoraModule, read_adapter
 from safelora_lite.adapters.weights import Checkpoint
 from safelora_lite.comparison import landscape as read
+from safelora_lite.comparison.geometry import module_geometry
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation import landscape as ls
 from safelora_lite.evaluation.generation import RATES
@@ -138,15 +139,15 @@ def test_same_rates_follows_the_verdict_rule():
 def test_shrink_factors_follow_the_size_of_v(tiny_llama_pair):
     """No shrink factor exceeds C's largest eigenvalue, and a t times larger V keeps t times more of each B."""
     base_dir, aligned_dir, adapter_dir = tiny_llama_pair
-    rows = read.shrink_geometry(adapter_dir, base_dir, aligned_dir)
+    rows = module_geometry(adapter_dir, base_dir, aligned_dir)
     assert all(0 < r["shrink"] <= r["top_eigenvalue"] * (1 + 1e-5) for r in rows)
     assert all(r["sigma_1"] <= r["v_norm"] * (1 + 1e-6) for r in rows)
     base, aligned = Checkpoint(base_dir), Checkpoint(aligned_dir)
     scaled = {k: base.get(k) + 10.0 * (aligned.get(k) - base.get(k)) for k in base.keys()}
     base_sd = {k: base.get(k) for k in base.keys()}
-    rows10 = read.shrink_geometry(adapter_dir, base_sd, scaled)
+    rows10 = module_geometry(adapter_dir, base_sd, scaled)
     assert [r10["shrink"] for r10 in rows10] == pytest.approx([10.0 * r["shrink"] for r in rows], rel=1e-3)
-    at_scale = read.shrink_geometry(adapter_dir, base_dir, aligned_dir, scales=(10.0,))
+    at_scale = module_geometry(adapter_dir, base_dir, aligned_dir, scales=(10.0,))
     assert [r["at_scale"][10.0] for r in at_scale] == pytest.approx([r10["shrink"] for r10 in rows10], rel=1e-3)
     prediction = read.shrink_prediction(rows)
     assert prediction["scale_to_keep"] == pytest.approx(1.0 / prediction["median_shrink"])

@@ -11,26 +11,39 @@ A shrink far below 1 means that projecting deletes the update (docs/architecture
 
 import statistics
 
+import torch
+
 from safelora_lite.adapters.weights import alignment_changes, open_weights
-from safelora_lite.maths.projection import largest_singular_value
-from safelora_lite.methods.safelora import check_inputs, open_adapter, score_adapter
+from safelora_lite.maths.projection import (
+    largest_singular_value,
+    safe_lora_projector,
+    similarity_of_projected,
+)
+from safelora_lite.methods.safelora import check_inputs, open_adapter
 
 QUANTITIES = ("v_norm", "top_eigenvalue", "shrink", "score")
 
 
-def module_geometry(adapter, base, aligned) -> list[dict]:
+def module_geometry(adapter, base, aligned, scales=()) -> list[dict]:
     """One row per module of `adapter`: {"name", "kind" (q_proj, v_proj, ...), "v_norm", "sigma_1", "top_eigenvalue",
-    "shrink", "score"}, streaming the two checkpoints one module at a time."""
+    "shrink", "score", "at_scale"}, in one streaming pass over the two checkpoints (a module at a time).
+    "at_scale" is {t: ||C(t V) B||_F / ||B||_F} for t in {1} and `scales`: the shrink factor an alignment change
+    t times larger would give (C(t V) is built and applied; nothing is assumed)."""
     adapter = open_adapter(adapter)
     base, aligned = open_weights(base), open_weights(aligned)
-    projections = score_adapter(adapter, base, aligned, projector="paper")
-    keys = check_inputs(adapter, base, aligned)
+    keys = check_inputs(adapter, base, aligned)  # {module name: weight key}
+    scales = sorted({1.0, *scales})
     rows = []
-    for name, (_, v, v_norm) in zip(adapter.modules, alignment_changes(base, aligned, [keys[n] for n in adapter.modules])):
-        sigma_1 = largest_singular_value(v)  # largest singular value of V
+    for (name, m), (_, v, v_norm) in zip(adapter.modules.items(), alignment_changes(base, aligned, [keys[n] for n in adapter.modules])):
+        lora_b = m.lora_b.float()  # (d_out, r), B
+        b_norm = float(torch.linalg.matrix_norm(lora_b))
+        projected_b = safe_lora_projector(v, "paper", v_norm=v_norm) @ lora_b  # (d_out, r), C B
+        at_scale = {t: (float(torch.linalg.matrix_norm(projected_b)) if t == 1.0 else
+                        float(torch.linalg.matrix_norm(safe_lora_projector(t * v, "paper") @ lora_b))) / b_norm for t in scales}
+        sigma_1 = largest_singular_value(v)  # the largest singular value of V
         rows.append({"name": name, "kind": name.rsplit(".", 1)[-1], "v_norm": v_norm, "sigma_1": sigma_1,
-                     "top_eigenvalue": sigma_1 ** 2 / v_norm if v_norm > 0 else 0.0,
-                     "shrink": projections[name].shrink, "score": projections[name].score})
+                     "top_eigenvalue": sigma_1 ** 2 / v_norm if v_norm > 0 else 0.0, "shrink": at_scale[1.0],
+                     "score": similarity_of_projected(projected_b, lora_b, m.lora_a), "at_scale": at_scale})
     return rows
 
 

@@ -9,17 +9,11 @@ the basin", and the one verdict rule (comparison/verdicts.py) for "differs". The
 import statistics
 
 import numpy as np
-import torch
 
-from safelora_lite.adapters.weights import alignment_changes, open_weights
 from safelora_lite.comparison.verdicts import differs, prompts
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.intervals import wilson
 from safelora_lite.evaluation.landscape import Direction, coordinates
-from safelora_lite.maths.projection import largest_singular_value, safe_lora_projector
-from safelora_lite.methods.safelora import check_inputs, open_adapter
-
-
 
 
 def inside(point: dict, reference: dict, rate: str = "refusal_rate") -> bool:
@@ -97,25 +91,6 @@ def same_rates(p: dict, q: dict, spread: float = 0.0) -> bool:
     """Neither refusal nor task accuracy differs between p and q by the library's one rule (e.g. a method's
     output and deleting the same modules' updates: "it acts like deletion")."""
     return not (differs(p, q, "refusal_rate", spread) or differs(p, q, "task_accuracy", spread))
-
-
-def shrink_geometry(adapter, base, aligned, scales=(1.0,)) -> list[dict]:
-    """Per LoRA module of `adapter`: the paper projector's shrink factor ||C B||_F / ||B||_F, ||V||_F, sigma_1(V)
-    and C's largest eigenvalue sigma_1(V)^2 / ||V||_F (no shrink factor exceeds it); under "at_scale", the
-    shrink factor {t: ||C(t V) B||_F / ||B||_F} that an alignment change t times larger would give."""
-    adapter = open_adapter(adapter)
-    base, aligned = open_weights(base), open_weights(aligned)
-    keys = check_inputs(adapter, base, aligned)  # {module name: weight key}
-    scales = sorted({1.0, *scales})
-    rows = []
-    for (name, m), (key, v, v_norm) in zip(adapter.modules.items(), alignment_changes(base, aligned, list(keys.values()))):
-        lora_b = m.lora_b.float()  # (d_out, r), B
-        b_norm = float(torch.linalg.matrix_norm(lora_b))
-        at_scale = {t: float(torch.linalg.matrix_norm(safe_lora_projector(t * v, "paper") @ lora_b)) / b_norm for t in scales}
-        sigma_1 = largest_singular_value(v)  # the largest singular value of V
-        rows.append({"name": name, "shrink": at_scale[1.0], "v_norm": v_norm, "sigma_1": sigma_1,
-                     "top_eigenvalue": sigma_1 ** 2 / v_norm, "at_scale": at_scale})
-    return rows
 
 
 def shrink_prediction(rows: list[dict]) -> dict:
