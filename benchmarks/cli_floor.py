@@ -6,6 +6,10 @@ writes random fp16 checkpoints of real shapes (sharded like the hub's, with
 model.safetensors.index.json) and a random adapter, warms the page cache, then measures in one run:
   floor   read + fp32 of every target tensor of both checkpoints, one open per shard (best of two);
   import  `python -m safelora_lite --help`, the CLI's start-up (best of two);
+  write   writing the aligned checkpoint's target tensors (fp16, from memory) as new shards: the part of
+          LoX's job that reading does not cover, so lox is also shown against floor + write;
+  null    E-DIEM's random null (`maths.ediem.null_distances`, 32 samples) once per module: the part of
+          splora's job beyond Safe LoRA's, so splora is also shown without it;
   each of `safe-lora`, `splora` (default E-DIEM) and `lox` as a child process: wall and CPU
           seconds and peak RSS (os.wait4), and the ratio (wall - import) / floor.
 Configurations: `qv`, Llama-2-7B q_proj / v_proj (32 layers, 64 modules of 4096 x 4096), and
@@ -31,7 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from random_checkpoints import ATTENTION, MLP, run_cli, write_adapter, write_checkpoint  # noqa: E402
@@ -95,6 +101,8 @@ def bench(name: str, root: Path, small: bool, rank: int, repeats: int) -> dict:
               "load_average_before": round(os.getloadavg()[0], 2)}
     result["floor_s"] = min(read_floor([folder / "base", folder / "aligned"]) for _ in range(2))
     result["import_s"] = min(run_cli(["--help"], quiet=True)[1] for _ in range(2))
+    result["write_s"] = write_floor(folder / "aligned", folder / "write-floor")
+    result["null_s"] = null_seconds(folder / "aligned", rank)
     for method in GOALS:
         runs = []
         for _ in range(repeats):
@@ -120,6 +128,52 @@ def show(r: dict) -> None:
         met = "met" if m["exit"] == 0 and m["ratio"] <= goal and m["rss_gb"] <= GOAL_RSS_GB else "MISSED"
         print(f"  {method:<10} {m['wall_s']:7.2f} {m['cpu_s']:7.2f} {m['ratio']:6.2f} {goal:4.0f}x {m['rss_gb']:11.2f} "
               f"{1000 * (m['wall_s'] - imp) / n:11.0f}  {met}" + ("" if m["exit"] == 0 else f" (exit {m['exit']})"))
+    write, null = r["write_s"], r["null_s"]
+    print(f"  where the rest goes: writing the aligned checkpoint's tensors takes {write:.2f} s, so lox is "
+          f"{(r['lox']['wall_s'] - imp) / (floor + write):.2f}x floor + write; E-DIEM's random null takes {null:.2f} s "
+          f"({null / max(r['splora']['wall_s'] - imp, 1e-9):.0%} of splora after import), so splora without it is "
+          f"{(r['splora']['wall_s'] - imp - null) / floor:.2f}x the floor")
+
+
+def write_floor(checkpoint: Path, out: Path) -> float:
+    """Seconds to write `checkpoint`'s tensors, held in memory, as new shards in `out` (no fsync, as LoX)."""
+    shards = sorted(checkpoint.glob("*.safetensors"))
+    tensors = {}
+    for shard in shards:
+        with safe_open(str(shard), framework="pt") as f:
+            tensors[shard.name] = {key: f.get_tensor(key) for key in f.keys()}
+    out.mkdir()
+    os.sync()
+    start = time.perf_counter()
+    for name, part in tensors.items():
+        save_file(part, str(out / name), metadata={"format": "pt"})
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out)
+    os.sync()
+    return seconds
+
+
+def null_seconds(checkpoint: Path, rank: int, samples: int = 32) -> float:
+    """Seconds of E-DIEM's random null for every target module of `checkpoint` (random V, B, A of its shapes)."""
+    from safelora_lite.maths.ediem import null_distances
+    from safelora_lite.maths.projection import safe_lora_projector
+
+    by_shape: dict[tuple[int, int], int] = {}
+    for shard in sorted(checkpoint.glob("*.safetensors")):
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                shape = tuple(f.get_slice(key).get_shape())
+                by_shape[shape] = by_shape.get(shape, 0) + 1
+    total = 0.0
+    generator = torch.Generator().manual_seed(0)
+    for (d_out, d_in), count in by_shape.items():
+        c = safe_lora_projector(torch.randn(d_out, d_in, generator=generator), kind="paper")
+        lora_b, lora_a = torch.randn(d_out, rank, generator=generator), torch.randn(rank, d_in, generator=generator)
+        null_distances(c, lora_b, lora_a, 2.0, samples=samples)  # warm-up
+        start = time.perf_counter()
+        null_distances(c, lora_b, lora_a, 2.0, samples=samples)
+        total += count * (time.perf_counter() - start)
+    return total
 
 
 def main() -> int:

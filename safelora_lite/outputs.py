@@ -78,3 +78,20 @@ def cache_entry(out: str | os.PathLike):
     """Yield a temporary sibling folder that becomes the cache entry `out`; if another process filled
     `out` meanwhile (the same key, so the same content), theirs is kept and ours dropped."""
     return _renamed_into_place(Path(out), keep_existing=True)
+
+
+@contextmanager
+def build_lock(out: str | os.PathLike):
+    """Hold an exclusive lock named after the cache entry `out` (a sibling `.<name>.lock` file) while it is
+    built: a second process that wants the same entry waits here, then finds it built. Where the OS has
+    no `fcntl` (Windows) there is no lock, and `cache_entry` still keeps one of two equal builds."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield

