@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safelora_lite.device import single_thread
+from safelora_lite.device import one_thread_if_small, single_thread
 from safelora_lite.errors import InputError
 
 
@@ -78,7 +78,8 @@ class PaperProjector:
 
     def eigenvalues(self) -> torch.Tensor:
         """sigma_i^2 / ||V||_F, largest first: not all 0 or 1, so C is not a projector in the strict sense."""
-        return torch.linalg.svdvals(self.v) ** 2 / self.v_norm
+        with one_thread_if_small(self.v):
+            return torch.linalg.svdvals(self.v) ** 2 / self.v_norm
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,12 @@ def top_left_singular_vectors(v: torch.Tensor, rank: int) -> torch.Tensor:
     """U_k (d_out, k) of V. Full SVD for small matrices, a seeded randomized SVD for a small k of a big V."""
     d_out, d_in = v.shape
     if rank * 8 < min(d_out, d_in) and min(d_out, d_in) > 512:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), one_thread_if_small(v):
             torch.manual_seed(0)
             u, _, _ = torch.svd_lowrank(v, q=min(rank + 16, min(d_out, d_in)), niter=6)
         return u[:, :rank].contiguous()
-    u, _, _ = torch.linalg.svd(v, full_matrices=False)
+    with one_thread_if_small(v):
+        u, _, _ = torch.linalg.svd(v, full_matrices=False)
     return u[:, :rank].contiguous()
 
 
@@ -160,7 +162,8 @@ def safe_lora_projector(v: torch.Tensor, kind: str = "paper", rank: int | None =
     if kind == "exact":
         max_rank = min(v.shape)
         if rank is None:
-            sv = torch.linalg.svdvals(v)
+            with one_thread_if_small(v):
+                sv = torch.linalg.svdvals(v)
             rank = int((sv > sv[0] * max(v.shape) * torch.finfo(torch.float32).eps).sum())
         if not isinstance(rank, int) or not 1 <= rank <= max_rank:
             raise InputError(f"rank={rank} is out of range for V of shape {tuple(v.shape)}.", f"use 1 <= rank <= {max_rank}.")

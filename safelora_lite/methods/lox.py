@@ -39,7 +39,7 @@ from safelora_lite.options import add_pair_arguments
 from safelora_lite.adapters.shard_writer import ShardWriter, shard_layout
 from safelora_lite.adapters.weights import (INDEX_FILE, SINGLE_FILE, Checkpoint, alignment_changes, block_entries,
                                             check_same_architecture, row_blocks)
-from safelora_lite.device import single_thread
+from safelora_lite.device import one_thread_if_small, single_thread
 
 REPORT_NAME = "lox_report.json"
 DEFAULT_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -52,7 +52,8 @@ def rank_k(delta: torch.Tensor, k: int) -> tuple[torch.Tensor, float]:
     delta = delta.float()  # (d_out, d_in)
     if k == 0 or k >= min(delta.shape):
         return delta, 1.0
-    u, s, vh = torch.linalg.svd(delta, full_matrices=False)  # (d_out, m), (m,), (m, d_in)
+    with one_thread_if_small(delta):
+        u, s, vh = torch.linalg.svd(delta, full_matrices=False)  # (d_out, m), (m,), (m, d_in)
     total = float((s**2).sum())
     kept = float((s[:k] ** 2).sum()) / total if total > 0 else 1.0
     return (u[:, :k] * s[:k]) @ vh[:k], kept  # (d_out, d_in)

@@ -32,6 +32,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from safelora_lite.adapters.lora_io import PEFT_PREFIX
+from safelora_lite.device import one_thread_if_small
 from safelora_lite.errors import InputError
 from safelora_lite.methods.salora.features import collect_module_inputs, find_target_modules
 from safelora_lite.maths.projection import as_float32, top_left_singular_vectors
@@ -112,7 +113,8 @@ def task_init(weight: torch.Tensor, v_t: torch.Tensor, r: int) -> tuple[torch.Te
     weight = as_float32(weight, "weight W")
     if r > min(weight.shape):
         raise InputError(f"r={r} exceeds the module's size {tuple(weight.shape)}.", f"use r <= {min(weight.shape)}.")
-    u, s, vh = torch.linalg.svd(weight, full_matrices=False)
+    with one_thread_if_small(weight):
+        u, s, vh = torch.linalg.svd(weight, full_matrices=False)
     root = s[:r].sqrt()  # sqrt(S2)
     u2 = u[:, :r] * root  # (d_out, r), U2 sqrt(S2)
     b0 = v_t @ (v_t.T @ u2)  # (d_out, r)
