@@ -174,4 +174,5 @@ def test_close_points_share_a_label_and_labels_do_not_overlap():
 
 def test_verdict_without_task_accuracy_to_keep():
     assert "task kept n/a" in verdict({"refusal_gain": 0.5, "task_kept": float("nan"), "helps": False})
+    assert "task kept n/a" in verdict({"refusal_gain": 0.5, "task_kept": None, "helps": False})  # NaN as a record holds it
     assert "task kept 97%: helps" in verdict({"refusal_gain": 0.5, "task_kept": 0.97, "helps": True})

@@ -135,7 +135,8 @@ def verdict(v: dict | None) -> str:
     """Notebook 07's verdict against plain LoRA (comparison/verdicts.py): refusal gained, task kept, whether it helps."""
     if not v:
         return ""
-    kept = f"{v['task_kept']:.0%}" if math.isfinite(v["task_kept"]) else "n/a (no task accuracy to keep)"
+    known = v["task_kept"] is not None and math.isfinite(v["task_kept"])  # a record holds NaN as null
+    kept = f"{v['task_kept']:.0%}" if known else "n/a (no task accuracy to keep)"
     return f"refusal {v['refusal_gain']:+.2f}, task kept {kept}: {'helps' if v['helps'] else 'no clear help'}"
 
 
