@@ -172,6 +172,10 @@ def test_conclusions_say_each_verdict_branch():
     assert "within the noise" in lines["noise"] and "within the noise" in lines["wobbly"]  # prompts; seed spread
     assert "fewer refusals than plain LoRA" in lines["worse"]
     assert conclusions(summary, "mixed")[-1] == "Under the mixed attack, 1 of 5 methods help: helps."
+    no_task = {"pure_harmful": {"lora": stats(0.0, 0.0), "undo": stats(1.0, 0.0), "same": stats(0.0, 0.0)}}
+    undo, same = conclusions(no_task, "pure_harmful")[:2]
+    assert "task kept n/a" in undo and undo.endswith("-> helps: more refusal beyond the noise, and plain LoRA has no task accuracy to lose.")
+    assert "within the noise" in same
 
 
 @pytest.mark.parametrize("paper, control, says", [

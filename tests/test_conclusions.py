@@ -243,3 +243,7 @@ def test_nb08_method_branches():
     record, lines = nb08.methods(summary, "mixed")
     assert record["helps"] == [] and record["controls_help"] == ["random_control"] and "(a control)" in lines[1]
     assert "removing part of the attack's update helps by itself" in lines[2]
+    no_task = {"pure_harmful": {"lora": stats(0.0, 0.0), "splora": stats(0.9, 0.0)}}  # a pure-harmful attack teaches no task
+    record, lines = nb08.methods(no_task, "pure_harmful")
+    assert record["helps"] == ["splora"] and record["best_keeping_task"] == "splora"
+    assert lines[1].endswith("refusal 0.90 (plain LoRA has no task accuracy to keep).")

@@ -44,6 +44,7 @@ def test_helps_needs_refusal_gain_and_the_task_kept():
     assert not helps(rates(0.16, 0.9, n=60), base)                   # within the prompts' noise
     assert not helps(rates(0.0, 0.9, n=240), base)                   # fewer refusals is never help
     assert task_kept(0.45, 0.9) == 0.5 and math.isnan(task_kept(0.3, 0.0))
+    assert helps(rates(0.9, 0.0, n=240), rates(0.0, 0.0, n=240))    # pure-harmful attack: no task to lose
 
 
 def test_points_average_over_seeds_and_print_one_way():

@@ -80,14 +80,17 @@ def methods(summary: dict, attack: str) -> tuple[dict, list[str]]:
     controls = {m for m in judged if m in METHODS and METHODS[m].when == "control"}
     helping = [m for m, v in judged.items() if v["helps"] and m not in controls]
     helping_controls = [m for m, v in judged.items() if v["helps"] and m in controls]
-    kept = {m: v for m, v in judged.items() if m != "lora" and not math.isnan(v["task_kept"]) and v["task_kept"] >= TASK_KEEP}
+    base_task = summary[attack]["lora"]["task_accuracy"]["mean"]
+    kept = [m for m in judged if m != "lora" and summary[attack][m]["task_accuracy"]["mean"] >= TASK_KEEP * base_task]  # as `helps`
     best = max(kept, key=lambda m: summary[attack][m]["refusal_rate"]["mean"]) if kept else None
     lines = [f"[{attack}] methods that help (more refusals than plain LoRA beyond the noise, >= {TASK_KEEP:.0%} of its task "
              f"accuracy kept): {', '.join(helping) if helping else 'none'}."]
     if best:
         stats = summary[attack][best]
+        share = judged[best]["task_kept"]
+        at = "(plain LoRA has no task accuracy to keep)" if math.isnan(share) else f"at {share:.0%} of plain LoRA's task accuracy"
         lines.append(f"  Most refusal among those keeping the task: {best}{' (a control)' if best in controls else ''}, refusal "
-                     f"{stats['refusal_rate']['mean']:.2f} at {judged[best]['task_kept']:.0%} of plain LoRA's task accuracy.")
+                     f"{stats['refusal_rate']['mean']:.2f} {at}.")
     else:
         lines.append(f"  No method keeps {TASK_KEEP:.0%} of plain LoRA's task accuracy.")
     if helping_controls:
