@@ -8,8 +8,8 @@ model.safetensors.index.json) and a random adapter, warms the page cache, then m
   import  `python -m safelora_lite --help`, the CLI's start-up (best of two);
   write   writing the aligned checkpoint's target tensors (fp16, from memory) as new shards: the part of
           LoX's job that reading does not cover, so lox is also shown against floor + write;
-  null    E-DIEM's random null (`maths.ediem.null_distances`, 32 samples) once per module: the part of
-          splora's job beyond Safe LoRA's, so splora is also shown without it;
+  null, quantiles   E-DIEM's random null (32 samples) and its exact quantile terms once per module: the
+          parts of splora's job beyond Safe LoRA's, so splora is also shown without them;
   each of `safe-lora`, `splora` (default E-DIEM) and `lox` as a child process: wall and CPU
           seconds and peak RSS (os.wait4), and the ratio (wall - import) / floor.
 Configurations: `qv`, Llama-2-7B q_proj / v_proj (32 layers, 64 modules of 4096 x 4096), and
@@ -102,7 +102,7 @@ def bench(name: str, root: Path, small: bool, rank: int, repeats: int) -> dict:
     result["floor_s"] = min(read_floor([folder / "base", folder / "aligned"]) for _ in range(2))
     result["import_s"] = min(run_cli(["--help"], quiet=True)[1] for _ in range(2))
     result["write_s"] = write_floor(folder / "aligned", folder / "write-floor")
-    result["null_s"] = null_seconds(folder / "aligned", rank)
+    result.update(splora_parts(folder / "aligned", rank))
     for method in GOALS:
         runs = []
         for _ in range(repeats):
@@ -128,11 +128,12 @@ def show(r: dict) -> None:
         met = "met" if m["exit"] == 0 and m["ratio"] <= goal and m["rss_gb"] <= GOAL_RSS_GB else "MISSED"
         print(f"  {method:<10} {m['wall_s']:7.2f} {m['cpu_s']:7.2f} {m['ratio']:6.2f} {goal:4.0f}x {m['rss_gb']:11.2f} "
               f"{1000 * (m['wall_s'] - imp) / n:11.0f}  {met}" + ("" if m["exit"] == 0 else f" (exit {m['exit']})"))
-    write, null = r["write_s"], r["null_s"]
+    write, null, quantiles = r["write_s"], r["null_s"], r["quantiles_s"]
+    splora = max(r["splora"]["wall_s"] - imp, 1e-9)
     print(f"  where the rest goes: writing the aligned checkpoint's tensors takes {write:.2f} s, so lox is "
-          f"{(r['lox']['wall_s'] - imp) / (floor + write):.2f}x floor + write; E-DIEM's random null takes {null:.2f} s "
-          f"({null / max(r['splora']['wall_s'] - imp, 1e-9):.0%} of splora after import), so splora without it is "
-          f"{(r['splora']['wall_s'] - imp - null) / floor:.2f}x the floor")
+          f"{(r['lox']['wall_s'] - imp) / (floor + write):.2f}x floor + write; in splora, E-DIEM's random null takes "
+          f"{null:.2f} s ({null / splora:.0%} of it after import) and the exact quantile terms {quantiles:.2f} s "
+          f"({quantiles / splora:.0%}), so splora without them is {(splora - null - quantiles) / floor:.2f}x the floor")
 
 
 def write_floor(checkpoint: Path, out: Path) -> float:
@@ -153,9 +154,11 @@ def write_floor(checkpoint: Path, out: Path) -> float:
     return seconds
 
 
-def null_seconds(checkpoint: Path, rank: int, samples: int = 32) -> float:
-    """Seconds of E-DIEM's random null for every target module of `checkpoint` (random V, B, A of its shapes)."""
-    from safelora_lite.maths.ediem import null_distances
+def splora_parts(checkpoint: Path, rank: int, samples: int = 32) -> dict[str, float]:
+    """Seconds of SPLoRA's two extras over Safe LoRA's pass, summed over every target module of `checkpoint`
+    (random V, B, A of its shapes, each timed once after a warm-up): E-DIEM's random null
+    (`maths.ediem.null_distances`) and the exact quantile terms v_M, v_m of C B A and B A (`quantile_range_terms`)."""
+    from safelora_lite.maths.ediem import LowRank, null_distances, quantile_range_terms
     from safelora_lite.maths.projection import safe_lora_projector
 
     by_shape: dict[tuple[int, int], int] = {}
@@ -164,16 +167,19 @@ def null_seconds(checkpoint: Path, rank: int, samples: int = 32) -> float:
             for key in f.keys():
                 shape = tuple(f.get_slice(key).get_shape())
                 by_shape[shape] = by_shape.get(shape, 0) + 1
-    total = 0.0
+    parts = {"null_s": 0.0, "quantiles_s": 0.0}
     generator = torch.Generator().manual_seed(0)
     for (d_out, d_in), count in by_shape.items():
         c = safe_lora_projector(torch.randn(d_out, d_in, generator=generator), kind="paper")
         lora_b, lora_a = torch.randn(d_out, rank, generator=generator), torch.randn(rank, d_in, generator=generator)
-        null_distances(c, lora_b, lora_a, 2.0, samples=samples)  # warm-up
-        start = time.perf_counter()
-        null_distances(c, lora_b, lora_a, 2.0, samples=samples)
-        total += count * (time.perf_counter() - start)
-    return total
+        jobs = {"null_s": lambda: null_distances(c, lora_b, lora_a, 2.0, samples=samples),
+                "quantiles_s": lambda: quantile_range_terms(LowRank(2.0 * (c @ lora_b), lora_a), LowRank(2.0 * lora_b, lora_a), check=False)}
+        for name, job in jobs.items():
+            job()  # warm-up
+            start = time.perf_counter()
+            job()
+            parts[name] += count * (time.perf_counter() - start)
+    return parts
 
 
 def main() -> int:
