@@ -113,10 +113,9 @@ def test_course_runs_notebooks_side_by_side(tmp_path):
     assert bad.returncode == 2 and "jobs=0" in bad.stderr
 
 
-def test_the_real_world_notebook_starts_beside_the_setup_notebook():
-    from safelora_lite.course.runner import start_order
+def test_the_long_pole_starts_first_after_the_setup_notebook():
+    from safelora_lite.course.runner import pool_order
 
-    first, after = start_order(["00_start_here", "02_toy_world", "03_safe_lora", "08_real_small_model", "12_safety_landscape"])
-    assert first == ["08_real_small_model", "02_toy_world"]
-    assert after == ["00_start_here", "03_safe_lora", "12_safety_landscape"]
-    assert start_order(["09_scale_tinyllama", "10_scale_llama2_7b"]) == ([], ["09_scale_tinyllama", "10_scale_llama2_7b"])
+    assert pool_order(["03_safe_lora", "04_salora", "08_real_small_model", "12_safety_landscape"]) == \
+        ["08_real_small_model", "03_safe_lora", "04_salora", "12_safety_landscape"]
+    assert pool_order(["09_scale_tinyllama", "10_scale_llama2_7b"]) == ["09_scale_tinyllama", "10_scale_llama2_7b"]

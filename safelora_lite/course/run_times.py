@@ -58,7 +58,7 @@ def how_measured(times: dict) -> str:
     """One sentence: which run the times come from, on what, and how long the whole course took."""
     parts = [f"profile `{times['profile']}`" if times.get("profile") else "the notebooks' own defaults"]
     jobs = times.get("jobs", 1)
-    parts.append(f"{jobs} notebooks at a time (08 beside 02, which builds what the others share; the rest after 02)" if jobs > 1 else "one notebook at a time")
+    parts.append(f"{jobs} notebooks at a time after 02 (which builds what the others share), 08 first" if jobs > 1 else "one notebook at a time")
     if times.get("cpu_threads"):
         parts.append(f"{times['cpu_threads']} CPU threads")
     parts.append({True: "from an empty cache", False: "with the toy world already cached"}.get(times.get("cache_was_empty"), ""))

@@ -25,11 +25,11 @@ from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
-SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it
-# With --jobs > 1 these start beside the setup notebook: each builds its own world first (08: the real small
-# world, the course's long pole) and needs the toy world only later, after 02 has built it (the world builds
-# take a lock, so a notebook that gets there first waits instead of building it twice).
-EARLY_START = {"08_real_small_model"}
+SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone, on every core
+# With --jobs > 1 these go first once the setup notebook is done: 08 builds the real small world and is the
+# course's long pole. (Not beside 02: the toy world trained on one thread instead of two is another world, with
+# other figures than the lessons', since the cache key does not hold the thread count.)
+LONG_POLES = ("08_real_small_model",)
 
 
 def notebook_dir() -> Path:
@@ -131,8 +131,8 @@ def render_html(notebook: Path, target: Path) -> None:
 
 def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_output: bool = False,
                profile: str | None = None, jobs: int = 1) -> list[dict]:
-    """Run the notebooks; with jobs > 1, `jobs` at a time: the early starters beside the setup notebook (02
-    builds the toy world and the attacks the others share), the rest after it (`start_order`)."""
+    """Run the notebooks; with jobs > 1, those after the setup notebook (02 builds the toy world and the
+    attacks the others share) run `jobs` at a time, the long poles first (`pool_order`)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs={jobs} must be a positive integer.", "use --jobs 1 (one notebook at a time) or 2.")
     notebooks = resolve_notebooks(names)
@@ -157,10 +157,12 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
         jobs_params.append((nb, own))
     cache_was_empty = not any(cache_dir().iterdir())  # whether 02's time includes building the toy world
     start = time.perf_counter()
-    if jobs == 1:
-        runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params]
-    else:
-        runs = _run_parallel(jobs_params, out, log_output, jobs)
+    setup = len(jobs_params)  # how many run first, one after another, on every core
+    if jobs > 1:
+        setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
+    runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
+    if jobs_params[setup:]:
+        runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
     from safelora_lite.device import environment_report
 
     shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
@@ -189,32 +191,28 @@ def _one_thread_each(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def start_order(stems: list[str]) -> tuple[list[str], list[str]]:
-    """(first, after_setup): which notebooks start at once (the early starters, then the setup notebook)
-    and which wait until every setup notebook has finished (the rest, in course order)."""
-    first = [s for s in stems if s in EARLY_START] + [s for s in stems if s in SETUP_NOTEBOOKS]
-    return first, [s for s in stems if s not in first]
+def pool_order(stems: list[str]) -> list[str]:
+    """The order in which the notebooks after the setup notebook are started: the long poles first, then
+    the rest in course order."""
+    return [s for s in LONG_POLES if s in stems] + [s for s in stems if s not in LONG_POLES]
 
 
 def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
-    """Run notebooks `jobs` at a time, each kernel with cores // jobs threads: `start_order`'s first ones at
-    once, the rest in order once the setup notebook is done; the runs come back in course order.
+    """Run notebooks `jobs` at a time in `pool_order`, each kernel with cores // jobs threads; the runs come
+    back in course order.
 
     The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
     kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).
     """
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     by_stem = {nb.stem: (nb, own) for nb, own in jobs_params}
-    first, after_setup = start_order(list(by_stem))
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_each, initargs=(threads,)) as pool:
-        futures = {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in first}
-        wait([futures[stem] for stem in first if stem in SETUP_NOTEBOOKS])
-        futures |= {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in after_setup}
+        futures = {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in pool_order(list(by_stem))}
         return [futures[stem].result() for stem in by_stem]
 
 
@@ -225,7 +223,7 @@ def add_command(subparsers) -> None:
     parser.add_argument("--profile", default=None, metavar="NAME",
                         help="per-notebook parameters from configs/course/NAME.json (make run: cpu)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="notebooks at once (08 starts beside 02, which builds the shared toy world; the rest after 02); make run: 2")
+                        help="notebooks at once after 02 (which builds the shared toy world), 08 first; make run: 2")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="papermill parameter for every notebook that declares it")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
