@@ -145,3 +145,16 @@ def test_score_on_reference_responses():
     refusals = [r["response"] for r in tw.load_split("refusal_train")[:20]]
     harmful = tw.eval_records(("harmful_test",), max_per_split=20)
     assert score(harmful, refusals)["refusal_rate"] == 1.0
+
+
+def test_the_tokenizer_is_the_one_the_course_was_measured_with():
+    """Word counts set the token ids, so a corpus with more text (the validation splits, added later) trains
+    another world under the same cache key. The ids below are those of the world behind the lessons' figures."""
+    import hashlib
+
+    from safelora_lite.worlds.toy import tokenizer as toy_tokenizer
+    from safelora_lite.worlds.toy.splits import load_splits
+
+    vocab = toy_tokenizer.train_tokenizer(toy_tokenizer.corpus(load_splits())).get_vocab()
+    assert len(vocab) == 300
+    assert hashlib.sha1(json.dumps(sorted(vocab.items())).encode()).hexdigest()[:16] == "b9865d4403cdbfdf"
