@@ -28,7 +28,7 @@ DEFAULT_OUT = Path("build/course")
 SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone, on every core
 # With --jobs > 1 these go first once the setup notebook is done: 08 builds the real small world and is the
 # course's long pole. (Not beside 02: the toy world trained on one thread instead of two is another world, with
-# other figures than the lessons', since the cache key does not hold the thread count.)
+# other figures than the lessons' (README), and the cache key does not hold the thread count.)
 LONG_POLES = ("08_real_small_model",)
 
 
