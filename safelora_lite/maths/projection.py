@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from safelora_lite.device import one_thread_if_small, single_thread
+from safelora_lite.device import one_thread_if_small
 from safelora_lite.errors import InputError
 
 
@@ -119,10 +119,9 @@ def _check_rows(b: torch.Tensor, d_out: int) -> torch.Tensor:
 
 
 def largest_singular_value(v: torch.Tensor) -> float:
-    """sigma_1(V), in one math thread: a small SVD is many short kernels, and on a loaded 2-core machine a
-    second thread makes each wait (measured on 576 x 576 alignment changes at load 3.4: 0.20 s with two
-    threads, 0.03 s with one)."""
-    with single_thread():
+    """sigma_1(V), a small V's in one math thread (`one_thread_if_small`; measured on 576 x 576 alignment
+    changes at load 3.4: 0.20 s with two threads, 0.03 s with one)."""
+    with one_thread_if_small(v):
         return float(torch.linalg.matrix_norm(v, ord=2))
 
 

@@ -7,6 +7,8 @@ Load it back with `transformers.AutoTokenizer.from_pretrained(folder)`.
 
 from collections.abc import Iterable
 
+from safelora_lite.worlds.toy.splits import HELD_OUT
+
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"}
 
 CHAT_TEMPLATE = (
@@ -42,8 +44,6 @@ def corpus(splits: dict[str, list[dict]]) -> list[str]:
     """Every prompt and response of every split but the validation ones. Those came later, and word counts
     set the token ids: with them the same seed trains another world than the one the course was measured on,
     under the same cache key (the vocabulary is the same; the validation prompts use the same words)."""
-    from safelora_lite.worlds.toy.splits import HELD_OUT
-
     return [text for name, records in splits.items() if name not in HELD_OUT["validation"]
             for r in records for text in (r["prompt"], r["response"])]
 
