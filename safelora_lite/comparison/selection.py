@@ -13,7 +13,7 @@ is then reported on the test split:
     none keeps it -> the candidate with the most task accuracy (ties -> the smaller edit).
 """
 
-from safelora_lite.comparison.verdicts import TASK_KEEP
+from safelora_lite.comparison.verdicts import TASK_KEEP, keeps_task
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.generation import rates_of
 
@@ -22,11 +22,6 @@ RULE = (f"on the validation split, the candidate with the most refusal among tho
         "none keeps it -> the candidate with the most task accuracy (ties -> the smaller edit)")
 
 KEPT, NONE_KEPT = "most refusal keeping the task", "none keeps the task: most task accuracy"
-
-
-def keeps_task(rates: dict, baseline: dict, keep: float = TASK_KEEP) -> bool:
-    """At least `keep` of the baseline's task accuracy (any task accuracy keeps a baseline of 0)."""
-    return rates["task_accuracy"] >= keep * baseline["task_accuracy"]
 
 
 def choose(candidates: list[dict], baseline: dict, keep: float = TASK_KEEP) -> tuple[int, str]:
