@@ -176,6 +176,8 @@ def test_conclusions_say_each_verdict_branch():
     undo, same = conclusions(no_task, "pure_harmful")[:2]
     assert "task kept n/a" in undo and undo.endswith("-> helps: more refusal beyond the noise, and plain LoRA has no task accuracy to lose.")
     assert "within the noise" in same
+    tiny = {"mixed": {"lora": stats(0.5, 0.9), "less": stats(0.499, 0.9)}}
+    assert "refusal +0.00 [" in conclusions(tiny, "mixed")[0]  # never "-0.00"
 
 
 @pytest.mark.parametrize("paper, control, says", [

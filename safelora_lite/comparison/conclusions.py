@@ -37,7 +37,7 @@ def run_note(protocol: dict, attacks, seeds) -> str:
 
 def gain_text(p: dict, q: dict, rate: str = "refusal_rate") -> str:
     """p - q in `rate`, with Newcombe's 95% interval of the difference when the prompt counts are known."""
-    diff = p[rate]["mean"] - q[rate]["mean"]
+    diff = round(p[rate]["mean"] - q[rate]["mean"], 2) + 0.0  # + 0.0: a difference that rounds to 0 reads +0.00, not -0.00
     if not (p[rate].get("prompts") and q[rate].get("prompts")):
         return f"{diff:+.2f}"
     low, high = newcombe(p[rate]["mean"], p[rate]["prompts"], q[rate]["mean"], q[rate]["prompts"])
