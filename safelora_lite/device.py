@@ -1,8 +1,10 @@
 """The one device helper: cuda -> mps -> cpu, and a short report of what this machine has."""
 
 import contextlib
+import os
 import platform
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -76,3 +78,34 @@ def one_thread_if_small(matrix, side: int = 1024):
     no change. A small SVD is many short kernels: on a loaded 2-core machine a second thread makes each of them
     wait (576 x 576 at load 4.8: 10.2 s with two threads, 0.08 s with one); a big one gains from every thread."""
     return single_thread() if min(matrix.shape) <= side else contextlib.nullcontext()
+
+
+GRANT_VARIABLE = "SAFELORA_LITE_THREAD_GRANT"  # a file a course run writes: how many math threads each kernel may use now
+
+
+def granted_threads() -> int | None:
+    """The math threads the course runner grants this kernel now (a number in the file named by
+    $SAFELORA_LITE_THREAD_GRANT), or None outside a course run or when the file cannot be read."""
+    path = os.environ.get(GRANT_VARIABLE)
+    try:
+        return int(Path(path).read_text()) if path else None
+    except (OSError, ValueError):
+        return None
+
+
+@contextmanager
+def granted_threads_for_inference(parameters: int, smallest: int = 10_000_000):
+    """Inside the block, the threads the course runner grants when that is more than this kernel has, for a
+    model of at least `smallest` parameters: a course run on 2 cores gives each of its two notebooks one thread,
+    and the core that the first to finish leaves idle goes to the other. A toy model's forward pass is many
+    short kernels that a second thread does not speed up, so it keeps its count. Only for forward passes,
+    whose results do not depend on the thread count (tests/test_device.py checks this); training keeps the
+    count it started with, because a reduction split over another number of threads sums in another order
+    and trains another model."""
+    threads, granted = torch.get_num_threads(), granted_threads()
+    if granted is not None and granted > threads and parameters >= smallest:
+        torch.set_num_threads(granted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

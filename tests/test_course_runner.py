@@ -119,3 +119,40 @@ def test_the_long_pole_starts_first_after_the_setup_notebook():
     assert pool_order(["03_safe_lora", "04_salora", "08_real_small_model", "12_safety_landscape"]) == \
         ["08_real_small_model", "03_safe_lora", "04_salora", "12_safety_landscape"]
     assert pool_order(["09_scale_tinyllama", "10_scale_llama2_7b"]) == ["09_scale_tinyllama", "10_scale_llama2_7b"]
+
+
+def test_the_cores_a_finished_notebook_leaves_go_to_the_one_still_running(tmp_path):
+    """Two notebooks side by side, one quick: the other sees the runner's grant rise from cores // 2 to every core."""
+    import os
+
+    import nbformat
+
+    from safelora_lite.course.runner import _run_parallel
+    from safelora_lite.device import GRANT_VARIABLE
+
+    def notebook(name: str, code: str):
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        params = nbformat.v4.new_code_cell("results_path = None")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(code)]
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        return path
+
+    quick = notebook("a_quick", "pass")
+    waiting = notebook("b_waiting", (
+        "import json, os, time\n"
+        "from safelora_lite.device import granted_threads\n"
+        "seen, deadline = [granted_threads()], time.time() + 120\n"
+        "while seen[-1] != (os.cpu_count() or 1) and time.time() < deadline:\n"
+        "    time.sleep(0.2)\n"
+        "    seen.append(granted_threads())\n"
+        "json.dump({'first': seen[0], 'last': seen[-1]}, open(results_path, 'w'))\n"))
+    out = tmp_path / "course"
+    (out / "notebooks").mkdir(parents=True)
+    runs = _run_parallel([(quick, {}), (waiting, {})], out, log_output=False, jobs=2)
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    seen = json.loads((out / "results" / "b_waiting.json").read_text())
+    cores = os.cpu_count() or 1
+    assert seen["first"] in (max(1, cores // 2), cores) and seen["last"] == cores
+    assert GRANT_VARIABLE not in os.environ and not (out / "thread_grant").exists()  # nothing left behind

@@ -1,4 +1,5 @@
-"""The device helpers' thread policy: small decompositions run in one math thread."""
+"""The device helpers' thread policy: small decompositions run in one math thread; a course run's idle cores go to
+big models' inference."""
 
 import torch
 
@@ -19,3 +20,52 @@ def test_small_decompositions_run_in_one_thread_and_the_count_comes_back():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_course_run_grants_idle_cores_to_big_models_inference_only(tmp_path, monkeypatch):
+    from safelora_lite.device import GRANT_VARIABLE, granted_threads, granted_threads_for_inference
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.delenv(GRANT_VARIABLE, raising=False)
+        assert granted_threads() is None  # outside a course run: nothing changes
+        with granted_threads_for_inference(135_000_000):
+            assert torch.get_num_threads() == 1
+        grant = tmp_path / "thread_grant"
+        monkeypatch.setenv(GRANT_VARIABLE, str(grant))
+        assert granted_threads() is None  # the runner has not written it (or it is gone): no grant
+        grant.write_text("2\n")
+        with granted_threads_for_inference(135_000_000):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+        with granted_threads_for_inference(430_000):  # a toy model keeps its one thread
+            assert torch.get_num_threads() == 1
+        grant.write_text("not a number")
+        assert granted_threads() is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_greedy_answers_do_not_depend_on_the_thread_count():
+    """Why a granted core may join an evaluation midway: one and two threads give a real model's widths and
+    vocabulary (SmolLM2-135M's, one layer) the same logits and answers, bit for bit."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=1, num_attention_heads=9,
+                                         num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True)).eval()
+    ids = torch.randint(1, 49152, (16, 20))  # (batch, width)
+    mask = torch.ones_like(ids)
+    mask[:4, :6] = 0  # left padding, as evaluation batches have
+    before, runs = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits  # (batch, width, vocab)
+                tokens = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+            runs.append((logits, tokens))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])

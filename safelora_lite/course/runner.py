@@ -199,21 +199,37 @@ def pool_order(stems: list[str]) -> list[str]:
 
 def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
     """Run notebooks `jobs` at a time in `pool_order`, each kernel with cores // jobs threads; the runs come
-    back in course order.
+    back in course order. When fewer than `jobs` are left, the cores the others leave idle are granted to
+    those still running (`device.granted_threads_for_inference`: their evaluations use them).
 
     The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
     kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).
     """
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    from safelora_lite.device import GRANT_VARIABLE
+
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    grant = (out / "thread_grant").resolve()
+    write_json_atomic(threads, grant)
+    os.environ[GRANT_VARIABLE] = str(grant)  # the workers, and the kernels they start, inherit it
     context = multiprocessing.get_context("spawn")
     by_stem = {nb.stem: (nb, own) for nb, own in jobs_params}
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_each, initargs=(threads,)) as pool:
-        futures = {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in pool_order(list(by_stem))}
-        return [futures[stem].result() for stem in by_stem]
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread_each, initargs=(threads,)) as pool:
+            futures = {stem: pool.submit(_run_one, by_stem[stem][0], out, by_stem[stem][1], log_output) for stem in pool_order(list(by_stem))}
+            running = set(futures.values())
+            while running:
+                _, running = wait(running, return_when=FIRST_COMPLETED)
+                if 0 < len(running) < jobs:  # every notebook left is running, and a core is idle
+                    write_json_atomic(max(threads, cores // len(running)), grant)
+            return [futures[stem].result() for stem in by_stem]
+    finally:
+        os.environ.pop(GRANT_VARIABLE, None)
+        grant.unlink(missing_ok=True)
 
 
 def add_command(subparsers) -> None:

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from safelora_lite.device import granted_threads_for_inference
 from safelora_lite.evaluation.judges import exact_match, judge, substantive
 from safelora_lite.evaluation.log import log_evaluation
 from safelora_lite.training.sft import prompt_ids
@@ -53,16 +54,17 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, bat
     was_training = model.training
     model.eval()
     out: list[str] = [""] * len(prompts)
-    for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
-        width = max(len(encoded[i]) for i in idx)
-        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)  # (batch, width)
-        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)  # (batch, width)
-        generated = model.generate(
-            input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-            do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
-        )  # (batch, width + new)
-        for row, i in enumerate(idx):
-            out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
+    with granted_threads_for_inference(sum(p.numel() for p in model.parameters())):
+        for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
+            width = max(len(encoded[i]) for i in idx)
+            input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)  # (batch, width)
+            mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)  # (batch, width)
+            generated = model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+            )  # (batch, width + new)
+            for row, i in enumerate(idx):
+                out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return out
