@@ -93,19 +93,28 @@ def granted_threads() -> int | None:
         return None
 
 
-@contextmanager
-def granted_threads_for_inference(parameters: int, smallest: int = 10_000_000):
-    """Inside the block, the threads the course runner grants when that is more than this kernel has, for a
-    model of at least `smallest` parameters: a course run on 2 cores gives each of its two notebooks one thread,
-    and the core that the first to finish leaves idle goes to the other. A toy model's forward pass is many
-    short kernels that a second thread does not speed up, so it keeps its count. Only for forward passes,
-    whose results do not depend on the thread count (tests/test_device.py checks this); training keeps the
-    count it started with, because a reduction split over another number of threads sums in another order
-    and trains another model."""
-    threads, granted = torch.get_num_threads(), granted_threads()
-    if granted is not None and granted > threads and parameters >= smallest:
-        torch.set_num_threads(granted)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+class GrantedThreads:
+    """A context in which a big model (at least `smallest` parameters) uses the math threads the course runner
+    grants, when that is more than this kernel has: a course run on 2 cores gives each of its two notebooks one
+    thread, and the core that the first to finish leaves idle goes to the other. `refresh()` (before each
+    training step or generated batch) picks up a grant that rose meanwhile; leaving restores the count.
+
+    A toy model's passes are many short kernels that a second thread does not speed up, so it keeps its count
+    (and a toy world built on one thread is another world than on two: README). For a real model's shapes one
+    and two threads give the same logits, answers and LoRA updates, bit for bit (tests/test_device.py), so the
+    grant changes when a number is ready, never the number."""
+
+    def __init__(self, parameters: int, smallest: int = 10_000_000):
+        self.threads, self.big = torch.get_num_threads(), parameters >= smallest
+
+    def refresh(self) -> None:
+        granted = granted_threads() if self.big else None
+        if granted is not None and granted > self.threads and granted != torch.get_num_threads():
+            torch.set_num_threads(granted)
+
+    def __enter__(self):
+        self.refresh()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.threads)

@@ -200,7 +200,7 @@ def pool_order(stems: list[str]) -> list[str]:
 def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
     """Run notebooks `jobs` at a time in `pool_order`, each kernel with cores // jobs threads; the runs come
     back in course order. When fewer than `jobs` are left, the cores the others leave idle are granted to
-    those still running (`device.granted_threads_for_inference`: their evaluations use them).
+    those still running (`device.GrantedThreads`: a real model's training and evaluation use them).
 
     The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
     kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).

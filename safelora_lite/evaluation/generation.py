@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from safelora_lite.device import granted_threads_for_inference
+from safelora_lite.device import GrantedThreads
 from safelora_lite.evaluation.judges import exact_match, judge, substantive
 from safelora_lite.evaluation.log import log_evaluation
 from safelora_lite.training.sft import prompt_ids
@@ -54,8 +54,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, bat
     was_training = model.training
     model.eval()
     out: list[str] = [""] * len(prompts)
-    with granted_threads_for_inference(sum(p.numel() for p in model.parameters())):
+    with GrantedThreads(sum(p.numel() for p in model.parameters())) as threads:
         for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
+            threads.refresh()
             width = max(len(encoded[i]) for i in idx)
             input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)  # (batch, width)
             mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)  # (batch, width)

@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from safelora_lite.device import GrantedThreads
+
 IGNORE_INDEX = -100  # labels the loss skips (prompt and padding tokens)
 
 
@@ -123,7 +125,8 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
     on response tokens only, AdamW with warmup + cosine decay. `callback(step, loss)` runs after each
     step (step counts from 1), e.g. to evaluate along the way; it may switch to eval mode, train()
     switches back. For a real model: `max_length` cuts long conversations, `response_logits` computes the
-    logits of response tokens only (`response_loss`), `length_groups` batches examples of similar length.
+    logits of response tokens only (`response_loss`), `length_groups` batches examples of similar length. A big
+    model takes the cores a course run grants it (`device.GrantedThreads`).
     """
     from tqdm.auto import tqdm
 
@@ -141,15 +144,17 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
     losses = []
     model.train()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    for step in bar:
-        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in next(draws)], pad).items()}
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr, warmup)
-        losses.append(optimizer_step(model, batch, optimizer, params, response_logits))
-        if progress and step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if callback is not None:
-            callback(step + 1, losses[-1])
-            model.train()
+    with GrantedThreads(sum(p.numel() for p in model.parameters())) as threads:
+        for step in bar:
+            threads.refresh()
+            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in next(draws)], pad).items()}
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, steps, lr, warmup)
+            losses.append(optimizer_step(model, batch, optimizer, params, response_logits))
+            if progress and step % 10 == 0:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if callback is not None:
+                callback(step + 1, losses[-1])
+                model.train()
     model.eval()
     return losses
