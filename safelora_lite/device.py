@@ -94,15 +94,16 @@ def granted_threads() -> int | None:
 
 
 class GrantedThreads:
-    """A context in which a big model (at least `smallest` parameters) uses the math threads the course runner
-    grants, when that is more than this kernel has: a course run on 2 cores gives each of its two notebooks one
-    thread, and the core that the first to finish leaves idle goes to the other. `refresh()` (before each
-    training step or generated batch) picks up a grant that rose meanwhile; leaving restores the count.
+    """A context in which a big model (at least `smallest` parameters) answers prompts with the math threads the
+    course runner grants, when that is more than this kernel has: a course run on 2 cores gives each of its two
+    notebooks one thread, and the core that the first to finish leaves idle goes to the other. `refresh()`
+    (before each generated batch) picks up a grant that rose meanwhile; leaving restores the count.
 
-    A toy model's passes are many short kernels that a second thread does not speed up, so it keeps its count
-    (and a toy world built on one thread is another world than on two: README). For a real model's shapes one
-    and two threads give the same logits, answers and LoRA updates, bit for bit (tests/test_device.py), so the
-    grant changes when a number is ready, never the number."""
+    Inference only: for a real model's shapes one and two threads give the same logits and answers, bit for bit
+    (tests/test_device.py), so the grant changes when a number is ready, never the number. Training keeps its
+    count (a LoRA update differed in its last bits between one and two threads on an AVX-512 Xeon), and so does
+    a toy model, whose passes are many short kernels that a second thread does not speed up (and a toy world
+    built on one thread is another world than on two: README)."""
 
     def __init__(self, parameters: int, smallest: int = 10_000_000):
         self.threads, self.big = torch.get_num_threads(), parameters >= smallest

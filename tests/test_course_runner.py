@@ -124,6 +124,7 @@ def test_the_long_pole_starts_first_after_the_setup_notebook():
 def test_the_cores_a_finished_notebook_leaves_go_to_the_one_still_running(tmp_path):
     """Two notebooks side by side, one quick: the other sees the runner's grant rise from cores // 2 to every core."""
     import os
+    import time
 
     import nbformat
 
@@ -150,9 +151,11 @@ def test_the_cores_a_finished_notebook_leaves_go_to_the_one_still_running(tmp_pa
         "json.dump({'first': seen[0], 'last': seen[-1]}, open(results_path, 'w'))\n"))
     out = tmp_path / "course"
     (out / "notebooks").mkdir(parents=True)
-    runs = _run_parallel([(quick, {}), (waiting, {})], out, log_output=False, jobs=2)
+    grants = []
+    runs = _run_parallel([(quick, {}), (waiting, {})], out, log_output=False, jobs=2, start=time.perf_counter(), grants=grants)
     assert [r["status"] for r in runs] == ["ok", "ok"]
-    seen = json.loads((out / "results" / "b_waiting.json").read_text())
     cores = os.cpu_count() or 1
+    assert [(g["threads"], g["notebooks"]) for g in grants] == [(cores, ["b_waiting"])]  # recorded for course.json
+    seen = json.loads((out / "results" / "b_waiting.json").read_text())
     assert seen["first"] in (max(1, cores // 2), cores) and seen["last"] == cores
     assert GRANT_VARIABLE not in os.environ and not (out / "thread_grant").exists()  # nothing left behind

@@ -88,7 +88,7 @@ def fake_course(tmp_path):
              "parameters": {"seeds": [0]}},
             {"notebook": "05_splora", "status": "error", "seconds": 3.0, "error": "ValueError: boom <here>", "results": None},
             {"notebook": "07_comparison", "status": "ok", "seconds": 300.0, "error": None, "results": "x"}]
-    summary = {"runs": runs, "profile": "cpu", "jobs": 2, "wall_seconds": 360.0, "environment": {"torch": "2.x"}}
+    summary = {"runs": runs, "profile": "cpu", "jobs": 2, "wall_seconds": 360.0, "thread_grants": [{"after_seconds": 250.0, "threads": 2, "notebooks": ["07_comparison"]}], "environment": {"torch": "2.x"}}
     return write_report(tmp_path, summary).read_text(), first, last
 
 
@@ -151,6 +151,7 @@ def test_header_says_what_the_profile_changed_and_why(tmp_path):
     header = page[:page.index('<h2 id="comparison">')]
     cpu = json.loads((checkout_dir() / "configs" / "course" / "cpu.json").read_text())
     assert "profile <code>cpu</code>" in header and "6.0 min in all" in header
+    assert "after 4.2 min the idle cores went to 07_comparison (2 threads for a real model)" in header
     assert html.escape(cpu["why"]["03_safe_lora"]) in header and "seeds=[0]" in header
 
 

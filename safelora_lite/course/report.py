@@ -69,6 +69,9 @@ def header_html(summary: dict) -> str:
     if "wall_seconds" in summary:
         lines.append(f"{minutes(summary['wall_seconds'])} in all ({summary['wall_seconds']} s), "
                      f"{summary.get('jobs', 1)} notebook(s) at once after the setup")
+    for grant in summary.get("thread_grants", []):
+        lines.append(f"after {minutes(grant['after_seconds'])} the idle cores went to {html.escape(', '.join(grant['notebooks']))} "
+                     f"({grant['threads']} threads for a real model)")
     lines.append(f"{len(runs)} notebooks, " + (f'<span class="bad">not ok: {", ".join(failed)}</span>' if failed else "all ok"))
     if "consistency" in summary:
         shared, differ = summary["consistency"]["models_in_several_notebooks"], summary["consistency"]["disagreements"]

@@ -160,14 +160,14 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     setup = len(jobs_params)  # how many run first, one after another, on every core
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
-    runs = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]]
+    runs, grants = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]], []
     if jobs_params[setup:]:
-        runs += _run_parallel(jobs_params[setup:], out, log_output, jobs)
+        runs += _run_parallel(jobs_params[setup:], out, log_output, jobs, start, grants)
     from safelora_lite.device import environment_report
 
     shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
     summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs, "cache_was_empty": cache_was_empty,
-               "wall_seconds": round(time.perf_counter() - start, 1), "environment": environment_report(),
+               "wall_seconds": round(time.perf_counter() - start, 1), "thread_grants": grants, "environment": environment_report(),
                "consistency": {"models_in_several_notebooks": shared, "disagreements": differ}}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
@@ -197,10 +197,12 @@ def pool_order(stems: list[str]) -> list[str]:
     return [s for s in LONG_POLES if s in stems] + [s for s in stems if s not in LONG_POLES]
 
 
-def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int) -> list[dict]:
+def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: bool, jobs: int, start: float,
+                  grants: list[dict]) -> list[dict]:
     """Run notebooks `jobs` at a time in `pool_order`, each kernel with cores // jobs threads; the runs come
     back in course order. When fewer than `jobs` are left, the cores the others leave idle are granted to
-    those still running (`device.GrantedThreads`: a real model's training and evaluation use them).
+    those still running (`device.GrantedThreads`: a real model's evaluation uses them); each
+    grant is appended to `grants` (seconds since `start`, threads, notebooks).
 
     The toy models are tiny, so a training step is mostly per-operation overhead: two one-thread
     kernels side by side do about 1.4x the work of one kernel on two threads (measured on 2 cores).
@@ -225,7 +227,10 @@ def _run_parallel(jobs_params: list[tuple[Path, dict]], out: Path, log_output: b
             while running:
                 _, running = wait(running, return_when=FIRST_COMPLETED)
                 if 0 < len(running) < jobs:  # every notebook left is running, and a core is idle
-                    write_json_atomic(max(threads, cores // len(running)), grant)
+                    granted = max(threads, cores // len(running))
+                    write_json_atomic(granted, grant)
+                    grants.append({"after_seconds": round(time.perf_counter() - start, 1), "threads": granted,
+                                   "notebooks": [stem for stem, f in futures.items() if f in running]})
             return [futures[stem].result() for stem in by_stem]
     finally:
         os.environ.pop(GRANT_VARIABLE, None)

@@ -11,8 +11,6 @@ from typing import Callable
 
 import torch
 
-from safelora_lite.device import GrantedThreads
-
 IGNORE_INDEX = -100  # labels the loss skips (prompt and padding tokens)
 
 
@@ -125,8 +123,10 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
     on response tokens only, AdamW with warmup + cosine decay. `callback(step, loss)` runs after each
     step (step counts from 1), e.g. to evaluate along the way; it may switch to eval mode, train()
     switches back. For a real model: `max_length` cuts long conversations, `response_logits` computes the
-    logits of response tokens only (`response_loss`), `length_groups` batches examples of similar length. A big
-    model takes the cores a course run grants it (`device.GrantedThreads`).
+    logits of response tokens only (`response_loss`), `length_groups` batches examples of similar length. Training
+    keeps the thread count it starts with, whatever a course run grants (`device.GrantedThreads`): a
+    LoRA update can differ in its last bits between one and two threads, and an update must not depend
+    on when a notebook beside it finished.
     """
     from tqdm.auto import tqdm
 
@@ -144,17 +144,15 @@ def train(model, tokenizer, records: list[dict], steps: int, lr: float, batch_si
     losses = []
     model.train()
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
-    with GrantedThreads(sum(p.numel() for p in model.parameters())) as threads:
-        for step in bar:
-            threads.refresh()
-            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in next(draws)], pad).items()}
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, steps, lr, warmup)
-            losses.append(optimizer_step(model, batch, optimizer, params, response_logits))
-            if progress and step % 10 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            if callback is not None:
-                callback(step + 1, losses[-1])
-                model.train()
+    for step in bar:
+        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in next(draws)], pad).items()}
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr, warmup)
+        losses.append(optimizer_step(model, batch, optimizer, params, response_logits))
+        if progress and step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if callback is not None:
+            callback(step + 1, losses[-1])
+            model.train()
     model.eval()
     return losses
