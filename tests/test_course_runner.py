@@ -159,3 +159,20 @@ def test_the_cores_a_finished_notebook_leaves_go_to_the_one_still_running(tmp_pa
     seen = json.loads((out / "results" / "b_waiting.json").read_text())
     assert seen["first"] in (max(1, cores // 2), cores) and seen["last"] == cores
     assert GRANT_VARIABLE not in os.environ and not (out / "thread_grant").exists()  # nothing left behind
+
+
+@pytest.mark.slow
+def test_the_real_world_is_built_alone_before_the_lanes_start(tmp_path, monkeypatch):
+    """`prebuild` builds notebook 08's world (its defaults, then the run's parameters) in a process of its own; a
+    second call finds it cached; a bad parameter is a failed prebuild with the notebook's own message, not a crash."""
+    import safelora_lite.worlds.real as real
+    from safelora_lite.course.runner import prebuild
+
+    monkeypatch.setenv("SAFELORA_LITE_CACHE", str(tmp_path / "cache"))  # the spawned builder inherits it
+    notebook = resolve_notebooks(["08"])[0]
+    built = prebuild(notebook, {"world_size": "small", "world_seed": 0})
+    assert built["status"] == "ok" and built["error"] is None and built["threads"] >= 1, built
+    assert real.world_is_built(real.world_config("small", 0))
+    assert prebuild(notebook, {"world_size": "small"})["threads"] is None  # world_seed from the notebook: 0, cached
+    bad = prebuild(notebook, {"world_size": "huge"})
+    assert bad["status"] == "failed" and "unknown world_size 'huge'" in bad["error"]

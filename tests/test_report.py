@@ -88,7 +88,10 @@ def fake_course(tmp_path):
              "parameters": {"seeds": [0]}},
             {"notebook": "05_splora", "status": "error", "seconds": 3.0, "error": "ValueError: boom <here>", "results": None},
             {"notebook": "07_comparison", "status": "ok", "seconds": 300.0, "error": None, "results": "x"}]
-    summary = {"runs": runs, "profile": "cpu", "jobs": 2, "wall_seconds": 360.0, "thread_grants": [{"after_seconds": 250.0, "threads": 2, "notebooks": ["07_comparison"]}], "environment": {"torch": "2.x"}}
+    summary = {"runs": runs, "profile": "cpu", "jobs": 2, "wall_seconds": 360.0,
+               "prebuilds": [{"notebook": "08_real_small_model", "what": "the real small world", "status": "ok", "seconds": 420.0,
+                              "threads": 2, "error": None}],
+               "thread_grants": [{"after_seconds": 250.0, "threads": 2, "notebooks": ["07_comparison"]}], "environment": {"torch": "2.x"}}
     return write_report(tmp_path, summary).read_text(), first, last
 
 
@@ -152,6 +155,7 @@ def test_header_says_what_the_profile_changed_and_why(tmp_path):
     cpu = json.loads((checkout_dir() / "configs" / "course" / "cpu.json").read_text())
     assert "profile <code>cpu</code>" in header and "6.0 min in all" in header
     assert "after 4.2 min the idle cores went to 07_comparison (2 threads for a real model)" in header
+    assert "after the setup, the real small world for 08_real_small_model was built alone on 2 threads (7.0 min)" in header
     assert html.escape(cpu["why"]["03_safe_lora"]) in header and "seeds=[0]" in header
 
 

@@ -69,6 +69,14 @@ def header_html(summary: dict) -> str:
     if "wall_seconds" in summary:
         lines.append(f"{minutes(summary['wall_seconds'])} in all ({summary['wall_seconds']} s), "
                      f"{summary.get('jobs', 1)} notebook(s) at once after the setup")
+    for built in summary.get("prebuilds", []):
+        what = f"{html.escape(built['what'])} for {html.escape(built['notebook'])}"
+        if built["status"] != "ok":
+            lines.append(f'<span class="bad">building {what} before the others failed</span> (the notebook tried again)')
+        elif built["threads"]:
+            lines.append(f"after the setup, {what} was built alone on {built['threads']} threads ({minutes(built['seconds'])})")
+        else:
+            lines.append(f"{what} was already in the cache")
     for grant in summary.get("thread_grants", []):
         lines.append(f"after {minutes(grant['after_seconds'])} the idle cores went to {html.escape(', '.join(grant['notebooks']))} "
                      f"({grant['threads']} threads for a real model)")

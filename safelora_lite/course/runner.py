@@ -10,6 +10,9 @@
 A profile (configs/course/<name>.json) holds per-notebook parameters that differ from the notebooks'
 own defaults, each with its reason: `make run` uses `cpu`, the course on a 2-core CPU (its measured time:
 run_times.json); with no profile every notebook runs its full defaults. `-p` overrides both.
+
+With `--jobs N > 1` the setup notebook (02) runs first, alone; then what a later notebook would train first on
+one thread (PREBUILDS: 08's real small world) is built alone on every core; then the rest run N at a time.
 """
 
 import ast
@@ -26,10 +29,13 @@ from safelora_lite.records import write_json_atomic
 
 DEFAULT_OUT = Path("build/course")
 SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run after it, alone, on every core
-# With --jobs > 1 these go first once the setup notebook is done: 08 builds the real small world and is the
-# course's long pole. (Not beside 02: the toy world trained on one thread instead of two is another world, with
-# other figures than the lessons' (README), and the cache key does not hold the thread count.)
+# With --jobs > 1 these go first once the setup notebook is done: 08 is the course's long pole. (Not beside 02: the
+# toy world trained on one thread instead of two is another world, with other figures than the lessons'
+# (README), and the cache key does not hold the thread count.)
 LONG_POLES = ("08_real_small_model",)
+# With --jobs > 1, what a notebook would otherwise train first on its one thread beside the others: built after
+# the setup notebook, alone, on every core (up to device.MAX_THREADS), as a notebook run by itself would build it.
+PREBUILDS = {"08_real_small_model": "the real small world"}
 
 
 def notebook_dir() -> Path:
@@ -73,6 +79,13 @@ def declared_parameters(notebook: Path) -> set[str]:
     import papermill
 
     return set(papermill.inspect_notebook(str(notebook)))
+
+
+def default_parameters(notebook: Path) -> dict:
+    """The values of a notebook's `parameters` cell."""
+    import papermill
+
+    return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
 
 
 def cpu_times() -> list[int] | None:
@@ -161,13 +174,14 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
     runs, grants = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]], []
+    prebuilds = [prebuild(nb, own) for nb, own in jobs_params[setup:] if jobs > 1 and nb.stem in PREBUILDS]
     if jobs_params[setup:]:
         runs += _run_parallel(jobs_params[setup:], out, log_output, jobs, start, grants)
     from safelora_lite.device import environment_report
 
     shared, differ = disagreements(read_logs(out / "results" / "evaluations"))
     summary = {"runs": runs, "parameters": parameters, "profile": profiled["name"], "jobs": jobs, "cache_was_empty": cache_was_empty,
-               "wall_seconds": round(time.perf_counter() - start, 1), "thread_grants": grants, "environment": environment_report(),
+               "wall_seconds": round(time.perf_counter() - start, 1), "prebuilds": prebuilds, "thread_grants": grants, "environment": environment_report(),
                "consistency": {"models_in_several_notebooks": shared, "disagreements": differ}}
     write_json_atomic(summary, out / "course.json")
     write_report(out, summary)
@@ -181,6 +195,38 @@ def _run_one(nb: Path, out: Path, own: dict, log_output: bool) -> dict:
     steal = f" (the hypervisor took {run['cpu_steal']:.0%} of the CPU meanwhile)" if (run["cpu_steal"] or 0) >= 0.01 else ""
     print(f"  {nb.stem}: {run['status']} in {run['seconds']} s{steal}", flush=True)
     return run
+
+
+def prebuild(notebook: Path, own: dict) -> dict:
+    """Build what `notebook` would train first (PREBUILDS), in a process of its own on every core; the notebook then
+    finds it in the cache. A failure is reported and left to the notebook, which meets it with its own message."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    what = PREBUILDS[notebook.stem]
+    params = {**default_parameters(notebook), **own}
+    print(f"building {what} for {notebook.stem}, alone ...", flush=True)
+    start, status, error, threads = time.perf_counter(), "ok", None, None
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            threads = pool.submit(_build_real_world, params.get("world_size"), params.get("world_seed")).result()
+    except Exception as exc:
+        status, error = "failed", " ".join(str(exc).split())[:500]
+    seconds = round(time.perf_counter() - start, 1)
+    print(f"  {what}: {status} in {seconds} s" + (f" ({error}; {notebook.stem} will try again)" if error else ""), flush=True)
+    return {"notebook": notebook.stem, "what": what, "status": status, "seconds": seconds, "threads": threads, "error": error}
+
+
+def _build_real_world(size: str, seed: int) -> int | None:
+    """Notebook 08's world (its `world_size` and `world_seed`); the threads it was built with, None if it was cached."""
+    import torch
+
+    from safelora_lite.worlds import real
+
+    config = real.world_config(size, seed)
+    cached = real.world_is_built(config)
+    real.build_world(config)  # on every core up to device.MAX_THREADS, as in a notebook run alone
+    return None if cached else torch.get_num_threads()
 
 
 def _one_thread_each(threads: int) -> None:

@@ -11,11 +11,12 @@ held-out set), `alignment` the safety fine-tune, `checkpoint` the base from the 
 from safelora_lite.worlds.real.alignment import AlignmentConfig
 from safelora_lite.worlds.real.data import HELD_OUT_PER_SPLIT, NATURAL_ENGLISH, PARTS, complies, eval_records, load_split
 from safelora_lite.worlds.real.world import (
-    ALL_LINEAR, ATTACK_RUN, WORLD_SIZES, RealWorld, RealWorldConfig, base_dir, build_world, world_config,
+    ALL_LINEAR, ATTACK_RUN, WORLD_SIZES, RealWorld, RealWorldConfig, base_dir, build_world, world_config, world_is_built,
 )
 from safelora_lite.worlds.toy.attacks import ATTACK_KINDS, AttackConfig
 
 __all__ = [
     "ALL_LINEAR", "ATTACK_KINDS", "ATTACK_RUN", "HELD_OUT_PER_SPLIT", "NATURAL_ENGLISH", "PARTS", "AlignmentConfig", "AttackConfig",
     "RealWorld", "RealWorldConfig", "WORLD_SIZES", "base_dir", "build_world", "complies", "eval_records", "load_split", "world_config",
+    "world_is_built",
 ]

@@ -115,12 +115,21 @@ def _open_world(config: RealWorldConfig, root: Path, base: Path) -> RealWorld:
     return RealWorld(config=config, root=root, tokenizer=AutoTokenizer.from_pretrained(root / "aligned"), base_dir=base, info=info)
 
 
+def world_root(config: RealWorldConfig) -> Path:
+    """The cache entry of a world: its aligned model, its record (world.json) and the runs made on it."""
+    return cache_dir() / "real_world" / config.key()
+
+
+def world_is_built(config: RealWorldConfig) -> bool:
+    return (world_root(config) / "world.json").is_file()
+
+
 def build_world(config: RealWorldConfig = RealWorldConfig(), progress: bool = True) -> RealWorld:
     """The base (from the wheel) and the aligned model (the safety fine-tune), built once and cached."""
     base = base_dir()
-    root = cache_dir() / "real_world" / config.key()
+    root = world_root(config)
     with build_lock(root):  # a notebook that needs the world while another builds it waits for that build
-        if not (root / "world.json").is_file():
+        if not world_is_built(config):
             _build(config, root, base, progress)
     return _open_world(config, root, base)
 
