@@ -8,7 +8,8 @@ import pytest
 
 from safelora_lite import InputError
 from safelora_lite.course.profiles import load_profile
-from safelora_lite.course.runner import declared_parameters, parse_value, resolve_notebooks
+from safelora_lite.course.parameters import declared_parameters, parse_value
+from safelora_lite.course.runner import resolve_notebooks
 
 
 def test_resolve_by_number_and_stem():
@@ -166,7 +167,7 @@ def test_the_real_world_is_built_alone_before_the_lanes_start(tmp_path, monkeypa
     """`prebuild` builds notebook 08's world (its defaults, then the run's parameters) in a process of its own; a
     second call finds it cached; a bad parameter is a failed prebuild with the notebook's own message, not a crash."""
     import safelora_lite.worlds.real as real
-    from safelora_lite.course.runner import prebuild
+    from safelora_lite.course.prebuild import prebuild
 
     monkeypatch.setenv("SAFELORA_LITE_CACHE", str(tmp_path / "cache"))  # the spawned builder inherits it
     notebook = resolve_notebooks(["08"])[0]

@@ -15,7 +15,6 @@ With `--jobs N > 1` the setup notebook (02) runs first, alone; then what a later
 one thread (PREBUILDS: 08's real small world) is built alone on every core; then the rest run N at a time.
 """
 
-import ast
 import os
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from pathlib import Path
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.log import LOG_VARIABLE, disagreements, read_logs
 from safelora_lite.paths import cache_dir, checkout_dir
+from safelora_lite.course.parameters import declared_parameters, parse_value
+from safelora_lite.course.prebuild import PREBUILDS, prebuild
 from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
 from safelora_lite.records import write_json_atomic
@@ -33,9 +34,6 @@ SETUP_NOTEBOOKS = {"02_toy_world"}  # build what later notebooks share: they run
 # toy world trained on one thread instead of two is another world, with other figures than the lessons'
 # (README), and the cache key does not hold the thread count.)
 LONG_POLES = ("08_real_small_model",)
-# With --jobs > 1, what a notebook would otherwise train first on its one thread beside the others: built after
-# the setup notebook, alone, on every core (up to device.MAX_THREADS), as a notebook run by itself would build it.
-PREBUILDS = {"08_real_small_model": "the real small world"}
 
 
 def notebook_dir() -> Path:
@@ -65,27 +63,6 @@ def resolve_notebooks(names: list[str], folder: Path | None = None) -> list[Path
             raise InputError(f"no notebook named {name!r}.", f"use a number or one of: {known}.")
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
-
-
-def parse_value(text: str):
-    """papermill-style parameter values: Python literals where they parse, strings otherwise."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def declared_parameters(notebook: Path) -> set[str]:
-    import papermill
-
-    return set(papermill.inspect_notebook(str(notebook)))
-
-
-def default_parameters(notebook: Path) -> dict:
-    """The values of a notebook's `parameters` cell."""
-    import papermill
-
-    return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
 
 
 def cpu_times() -> list[int] | None:
@@ -195,38 +172,6 @@ def _run_one(nb: Path, out: Path, own: dict, log_output: bool) -> dict:
     steal = f" (the hypervisor took {run['cpu_steal']:.0%} of the CPU meanwhile)" if (run["cpu_steal"] or 0) >= 0.01 else ""
     print(f"  {nb.stem}: {run['status']} in {run['seconds']} s{steal}", flush=True)
     return run
-
-
-def prebuild(notebook: Path, own: dict) -> dict:
-    """Build what `notebook` would train first (PREBUILDS), in a process of its own on every core; the notebook then
-    finds it in the cache. A failure is reported and left to the notebook, which meets it with its own message."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    what = PREBUILDS[notebook.stem]
-    params = {**default_parameters(notebook), **own}
-    print(f"building {what} for {notebook.stem}, alone ...", flush=True)
-    start, status, error, threads = time.perf_counter(), "ok", None, None
-    try:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            threads = pool.submit(_build_real_world, params.get("world_size"), params.get("world_seed")).result()
-    except Exception as exc:
-        status, error = "failed", " ".join(str(exc).split())[:500]
-    seconds = round(time.perf_counter() - start, 1)
-    print(f"  {what}: {status} in {seconds} s" + (f" ({error}; {notebook.stem} will try again)" if error else ""), flush=True)
-    return {"notebook": notebook.stem, "what": what, "status": status, "seconds": seconds, "threads": threads, "error": error}
-
-
-def _build_real_world(size: str, seed: int) -> int | None:
-    """Notebook 08's world (its `world_size` and `world_seed`); the threads it was built with, None if it was cached."""
-    import torch
-
-    from safelora_lite.worlds import real
-
-    config = real.world_config(size, seed)
-    cached = real.world_is_built(config)
-    real.build_world(config)  # on every core up to device.MAX_THREADS, as in a notebook run alone
-    return None if cached else torch.get_num_threads()
 
 
 def _one_thread_each(threads: int) -> None:
