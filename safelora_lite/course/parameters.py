@@ -12,14 +12,12 @@ def parse_value(text: str):
         return text
 
 
-def declared_parameters(notebook: Path) -> set[str]:
-    import papermill
-
-    return set(papermill.inspect_notebook(str(notebook)))
-
-
 def default_parameters(notebook: Path) -> dict:
     """The values of a notebook's `parameters` cell."""
     import papermill
 
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    return set(default_parameters(notebook))

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from safelora_lite.course.parameters import default_parameters
 
-PREBUILDS = {"08_real_small_model": "the real small world"}  # notebook stem -> what is built for it
-
 
 def prebuild(notebook: Path, own: dict) -> dict:
     """Build what `notebook` would train first (PREBUILDS), in a process of its own on every core; the notebook then
@@ -19,13 +17,13 @@ def prebuild(notebook: Path, own: dict) -> dict:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    what = PREBUILDS[notebook.stem]
+    what, build = PREBUILDS[notebook.stem]
     params = {**default_parameters(notebook), **own}
     print(f"building {what} for {notebook.stem}, alone ...", flush=True)
     start, status, error, threads = time.perf_counter(), "ok", None, None
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            threads = pool.submit(_build_real_world, params.get("world_size"), params.get("world_seed")).result()
+            threads = pool.submit(build, params).result()
     except Exception as exc:
         status, error = "failed", " ".join(str(exc).split())[:500]
     seconds = round(time.perf_counter() - start, 1)
@@ -33,13 +31,17 @@ def prebuild(notebook: Path, own: dict) -> dict:
     return {"notebook": notebook.stem, "what": what, "status": status, "seconds": seconds, "threads": threads, "error": error}
 
 
-def _build_real_world(size: str, seed: int) -> int | None:
+def _build_real_world(params: dict) -> int | None:
     """Notebook 08's world (its `world_size` and `world_seed`); the threads it was built with, None if it was cached."""
     import torch
 
     from safelora_lite.worlds import real
 
-    config = real.world_config(size, seed)
+    config = real.world_config(params["world_size"], params["world_seed"])
     cached = real.world_is_built(config)
     real.build_world(config)  # on every core up to device.MAX_THREADS, as in a notebook run alone
     return None if cached else torch.get_num_threads()
+
+
+# notebook stem -> (what is built for it, the builder: the notebook's parameters -> threads used, None if cached)
+PREBUILDS = {"08_real_small_model": ("the real small world", _build_real_world)}
