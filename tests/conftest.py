@@ -11,6 +11,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one math thread each (kernels inherit it)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -99,10 +101,28 @@ def fake_hub(tiny_llama_pair, tmp_path_factory):
     return cache
 
 
+@pytest.fixture(scope="session")
+def real_base():
+    """The real small world's base checkpoint folder in the shared cache (de-quantized from the GGUF once)."""
+    from safelora_lite.worlds import real
+
+    return real.base_dir()
+
+
+def _cost_rank(item) -> int:
+    """0: loads the real small model; 1: slow (builds toy models, runs a notebook); 2: quick."""
+    return 0 if "real_model" in item.keywords else 1 if "slow" in item.keywords else 2
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` need CUDA: skipped, with the reason shown, on machines without it."""
+    """The costliest files first (so that `make test`'s workers, which take whole files, finish together), and tests
+    marked `gpu` skipped, with the reason shown, on machines without CUDA."""
     import torch
 
+    file_rank = {}
+    for item in items:
+        file_rank[item.path] = min(file_rank.get(item.path, 2), _cost_rank(item))
+    items.sort(key=lambda item: file_rank[item.path])  # stable: a file's tests keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -8,7 +8,7 @@ import pytest
 
 from safelora_lite import InputError
 from safelora_lite.course.profiles import load_profile
-from safelora_lite.course.parameters import declared_parameters, parse_value
+from safelora_lite.course.parameters import default_parameters, parse_value
 from safelora_lite.course.runner import resolve_notebooks
 
 
@@ -22,18 +22,31 @@ def test_parse_value():
     assert parse_value("3") == 3 and parse_value("[1, 2]") == [1, 2] and parse_value("abc") == "abc"
 
 
-def test_course_runs_notebook_00(tmp_path):
+def test_course_runs_notebooks_side_by_side_under_a_profile_and_parameters(tmp_path):
+    """One run of 00 and 01, two at a time: the profile sets 00's seed to 4 and `-p` overrides it with 3; both are
+    recorded, and the report names the profile."""
+    profile = tmp_path / "p.json"
+    profile.write_text(json.dumps({"note": "test", "notebooks": {"00_start_here": {"seed": 4}}, "why": {"00_start_here": "test"}}))
     out = tmp_path / "course"
-    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(out), "-p", "seed", "3"],
+    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "01", "--out", str(out), "--jobs", "2",
+                           "--profile", str(profile), "-p", "seed", "3", "-p", "timing_dims", "[16, 32]"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "without encryption" not in proc.stderr  # the kernel's transport warning is not the user's business
-    assert (out / "notebooks" / "00_start_here.ipynb").exists()
-    assert (out / "notebooks" / "00_start_here.html").stat().st_size > 1000
-    assert json.loads((out / "results" / "00_start_here.json").read_text())["all_passed"] is True
     summary = json.loads((out / "course.json").read_text())
-    assert summary["runs"][0]["status"] == "ok" and summary["parameters"] == {"seed": 3}
-    assert "00_start_here" in (out / "report.html").read_text()
+    assert [r["notebook"] for r in summary["runs"]] == ["00_start_here", "01_projection_maths"]
+    assert all(r["status"] == "ok" for r in summary["runs"]) and summary["jobs"] == 2
+    assert summary["parameters"] == {"seed": 3, "timing_dims": [16, 32]}
+    assert summary["profile"] == "p" and summary["runs"][0]["parameters"]["seed"] == 3
+    for stem in ("00_start_here", "01_projection_maths"):
+        assert (out / "notebooks" / f"{stem}.ipynb").exists() and (out / "notebooks" / f"{stem}.html").stat().st_size > 1000
+    assert json.loads((out / "results" / "00_start_here.json").read_text())["all_passed"] is True
+    assert (out / "results" / "01_projection_maths.json").exists()
+    page = (out / "report.html").read_text()
+    assert "00_start_here" in page and "01_projection_maths" in page and "profile <code>p</code>" in page
+    bad = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "x"), "--jobs", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "jobs=0" in bad.stderr
 
 
 def test_course_rejects_unknown_parameter(tmp_path):
@@ -67,22 +80,14 @@ def test_cpu_profile_sets_only_parameters_its_notebooks_declare():
     stems = {p.stem: p for p in resolve_notebooks([])}
     for stem, params in profile["notebooks"].items():
         assert stem in stems, stem
-        assert set(params) <= declared_parameters(stems[stem]), stem
+        assert set(params) <= set(default_parameters(stems[stem])), stem
         assert profile["why"][stem], f"{stem}: every change of default says why"
     with pytest.raises(InputError, match="no course profile"):
         load_profile("nonesuch")
 
 
-def test_course_applies_a_profile_and_records_it(tmp_path):
+def test_course_rejects_a_profile_parameter_the_notebook_does_not_declare(tmp_path):
     profile = tmp_path / "p.json"
-    profile.write_text(json.dumps({"note": "test", "notebooks": {"00_start_here": {"seed": 4}}, "why": {"00_start_here": "test"}}))
-    out = tmp_path / "course"
-    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(out), "--profile", str(profile)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads((out / "course.json").read_text())
-    assert summary["profile"] == "p" and summary["runs"][0]["parameters"]["seed"] == 4
-    assert "profile <code>p</code>" in (out / "report.html").read_text()
     profile.write_text(json.dumps({"notebooks": {"00_start_here": {"bogus": 1}}}))
     proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "y"), "--profile", str(profile)],
                           capture_output=True, text=True, timeout=300)
@@ -98,20 +103,6 @@ def test_steal_share_is_the_hypervisors_part_of_the_cpu_time():
     assert steal_share(None, after) is None and steal_share(before, before) is None
     counters = cpu_times()
     assert counters is None or len(counters) >= 8
-
-
-def test_course_runs_notebooks_side_by_side(tmp_path):
-    out = tmp_path / "course"
-    proc = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "01", "--out", str(out), "--jobs", "2",
-                           "-p", "timing_dims", "[16, 32]"], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads((out / "course.json").read_text())
-    assert [r["notebook"] for r in summary["runs"]] == ["00_start_here", "01_projection_maths"]
-    assert all(r["status"] == "ok" for r in summary["runs"]) and summary["jobs"] == 2
-    assert (out / "results" / "01_projection_maths.json").exists() and (out / "notebooks" / "00_start_here.html").exists()
-    bad = subprocess.run([sys.executable, "-m", "safelora_lite", "course", "00", "--out", str(tmp_path / "x"), "--jobs", "0"],
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "jobs=0" in bad.stderr
 
 
 def test_the_long_pole_starts_first_after_the_setup_notebook():
@@ -163,17 +154,21 @@ def test_the_cores_a_finished_notebook_leaves_go_to_the_one_still_running(tmp_pa
 
 
 @pytest.mark.slow
-def test_the_real_world_is_built_alone_before_the_lanes_start(tmp_path, monkeypatch):
-    """`prebuild` builds notebook 08's world (its defaults, then the run's parameters) in a process of its own; a
-    second call finds it cached; a bad parameter is a failed prebuild with the notebook's own message, not a crash."""
+@pytest.mark.real_model
+def test_the_real_world_is_built_alone_before_the_lanes_start(real_base, tmp_path, monkeypatch):
+    """`prebuild` builds notebook 08's world (from its parameters) in a process of its own; a second call finds it
+    cached; a bad parameter is a failed prebuild with the notebook's own message, not a crash."""
     import safelora_lite.worlds.real as real
     from safelora_lite.course.prebuild import prebuild
 
     monkeypatch.setenv("SAFELORA_LITE_CACHE", str(tmp_path / "cache"))  # the spawned builder inherits it
+    (tmp_path / "cache" / "real_world").mkdir(parents=True)
+    (tmp_path / "cache" / "real_world" / real_base.name).symlink_to(real_base)  # the shared base: only the world is built
     notebook = resolve_notebooks(["08"])[0]
-    built = prebuild(notebook, {"world_size": "small", "world_seed": 0})
+    params = {**default_parameters(notebook), "world_size": "small"}
+    built = prebuild(notebook, params)
     assert built["status"] == "ok" and built["error"] is None and built["threads"] >= 1, built
-    assert real.world_is_built(real.world_config("small", 0))
-    assert prebuild(notebook, {"world_size": "small"})["threads"] is None  # world_seed from the notebook: 0, cached
-    bad = prebuild(notebook, {"world_size": "huge"})
+    assert real.world_is_built(real.world_config("small", params["world_seed"]))
+    assert prebuild(notebook, params)["threads"] is None  # cached
+    bad = prebuild(notebook, {**params, "world_size": "huge"})
     assert bad["status"] == "failed" and "unknown world_size 'huge'" in bad["error"]

@@ -5,13 +5,13 @@ The real path is exercised: SmolLM2's tokenizer and chat template, its checkpoin
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
 
 @pytest.fixture(scope="module")
 def recorded(run_notebook):
     return run_notebook("08_real_small_model", world_size="small", seeds=[0], attacks=["mixed"], attack_steps=3, all_linear=False,
-                        methods=["lora", "safe_lora_paper", "zero_control"], ks=[2, 60], eval_max_per_split=3, benign_prompts=3,
+                        methods=["lora", "safe_lora_paper", "zero_control"], ks=[60], eval_max_per_split=3, benign_prompts=3,
                         toy_world_size="small", show_examples=1)
 
 

@@ -3,12 +3,12 @@ fine-tune, notebook 08's world) and small parameters: CI runs the real tokenizer
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
 
 def test_notebook_09_runs_on_the_real_small_pair_and_resumes(run_notebook):
     r = run_notebook("09_scale_tinyllama", model_source="real-small", world_size="small", steps=12, save_steps=4,
-                     disconnect_at=8, n_examples=96, batch_size=8, lr=2e-4, max_length=96, eval_per_split=6, max_new_tokens=12,
+                     disconnect_at=8, n_examples=24, batch_size=2, lr=2e-4, max_length=96, eval_per_split=6, max_new_tokens=12,
                      ks=[0, 60])
     assert r["finetune"]["steps"] == 12 and r["finetune"]["resumed_from"].endswith("checkpoint-8")
     assert r["finetune"]["disconnected"]

@@ -50,6 +50,7 @@ def test_shrink_factors_are_recorded(recorded):
     assert shrink["scale_to_keep"] == pytest.approx(1.0 / shrink["median_shrink"])
 
 
+@pytest.mark.real_model
 def test_runs_on_the_real_small_pair(run_notebook):
     """The same notebook on notebook 08's world: SmolLM2's checkpoints, tokenizer and chat template (the tests' quick pair)."""
     recorded = run_notebook("12_safety_landscape", world_kind="real", world_size="small", attack_steps=3, alphas=[0.0, 1.0],

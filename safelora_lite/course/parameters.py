@@ -17,7 +17,3 @@ def default_parameters(notebook: Path) -> dict:
     import papermill
 
     return {name: parse_value(p["default"]) for name, p in papermill.inspect_notebook(str(notebook)).items()}
-
-
-def declared_parameters(notebook: Path) -> set[str]:
-    return set(default_parameters(notebook))

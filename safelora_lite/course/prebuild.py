@@ -8,17 +8,15 @@ The notebook then finds it in the cache.
 import time
 from pathlib import Path
 
-from safelora_lite.course.parameters import default_parameters
 
-
-def prebuild(notebook: Path, own: dict) -> dict:
-    """Build what `notebook` would train first (PREBUILDS), in a process of its own on every core; the notebook then
-    finds it in the cache. A failure is reported and left to the notebook, which meets it with its own message."""
+def prebuild(notebook: Path, params: dict) -> dict:
+    """Build what `notebook` would train first (PREBUILDS) with its parameters `params` (its defaults and the run's),
+    in a process of its own on every core; the notebook then finds it in the cache. A failure is reported and left
+    to the notebook, which meets it with its own message."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     what, build = PREBUILDS[notebook.stem]
-    params = {**default_parameters(notebook), **own}
     print(f"building {what} for {notebook.stem}, alone ...", flush=True)
     start, status, error, threads = time.perf_counter(), "ok", None, None
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from safelora_lite.errors import InputError
 from safelora_lite.evaluation.log import LOG_VARIABLE, disagreements, read_logs
 from safelora_lite.paths import cache_dir, checkout_dir
-from safelora_lite.course.parameters import declared_parameters, parse_value
+from safelora_lite.course.parameters import default_parameters, parse_value
 from safelora_lite.course.prebuild import PREBUILDS, prebuild
 from safelora_lite.course.profiles import load_profile
 from safelora_lite.course.report import write_report
@@ -127,7 +127,7 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
         raise InputError(f"jobs={jobs} must be a positive integer.", "use --jobs 1 (one notebook at a time) or 2.")
     notebooks = resolve_notebooks(names)
     parameters = {k: parse_value(v) for k, v in raw_params.items()}
-    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    declared = {nb: default_parameters(nb) for nb in notebooks}  # name -> default: read once per notebook
     for name in parameters:
         if not any(name in d for d in declared.values()):
             raise InputError(f"no selected notebook has a parameter {name!r}.", "see the notebook's `parameters` cell for its knobs.")
@@ -151,7 +151,7 @@ def run_course(names: list[str], out: Path, raw_params: dict[str, str], log_outp
     if jobs > 1:
         setup = 1 + max((i for i, (nb, _) in enumerate(jobs_params) if nb.stem in SETUP_NOTEBOOKS), default=-1)
     runs, grants = [_run_one(nb, out, own, log_output) for nb, own in jobs_params[:setup]], []
-    prebuilds = [prebuild(nb, own) for nb, own in jobs_params[setup:] if jobs > 1 and nb.stem in PREBUILDS]
+    prebuilds = [prebuild(nb, {**declared[nb], **own}) for nb, own in jobs_params[setup:] if jobs > 1 and nb.stem in PREBUILDS]
     if jobs_params[setup:]:
         runs += _run_parallel(jobs_params[setup:], out, log_output, jobs, start, grants)
     from safelora_lite.device import environment_report

