@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 SETPRIV = shutil.which("setpriv")
+pytestmark = pytest.mark.slow  # about 50 CLI processes, each importing torch
 HUB_BASE, HUB_ALIGNED = "org/tiny-base", "org/tiny-chat"  # in the fake_hub cache (conftest), with org/pickled
 
 # id -> (command line with {placeholders}, words the error line must hold)
