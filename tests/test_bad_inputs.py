@@ -1,11 +1,14 @@
-"""Inputs from the wild, through the CLI as a user runs it (`python -m safelora_lite ...` in a subprocess).
+"""Inputs from the wild, through the CLI as a user runs it (`python -m safelora_lite ...`).
 
 A refusal must: exit 2; print exactly one stderr line `safelora-lite CMD: error: ...` that names the
 problem (no traceback); leave no new file or folder in its own folder; leave every input byte-identical
 (sha256). The cases that must work (hub ids through the Hugging Face cache, a hub id beside a local
-path in `fuse`, the default K) are checked on what they wrote. Tiny inputs are built once and every
-case runs in one batch, two at a time: most of a case's time is the CLI's `import torch`.
+path in `fuse`, the default K) are checked on what they wrote. Tiny inputs are built once. Most of a
+fresh process's time here is importing torch, so most cases run in children forked from one process that
+has imported the libraries (`cli_forks.py`: from there on a child is what `python -m safelora_lite` is);
+the cases in FRESH, which include those that need a folder root cannot write to, run as fresh processes.
 """
+
 
 import hashlib
 import json
@@ -23,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 REPO = Path(__file__).resolve().parents[1]
 SETPRIV = shutil.which("setpriv")
-pytestmark = pytest.mark.slow  # about 50 CLI processes, each importing torch
+pytestmark = pytest.mark.slow  # about 50 CLI runs
 HUB_BASE, HUB_ALIGNED = "org/tiny-base", "org/tiny-chat"  # in the fake_hub cache (conftest), with org/pickled
 
 # id -> (command line with {placeholders}, words the error line must hold)
@@ -85,6 +88,8 @@ WORKS = {
     "safe-lora-help": "safe-lora --help",
     "splora-help": "splora --help",
 }
+# run as fresh processes (a refusal and a working case, beside the read-only ones): the entry point as such
+FRESH = {"safe-lora-k-out-of-range", "safe-lora-local"}
 
 
 def _sha_tree(root: Path) -> dict[str, str]:
@@ -172,9 +177,24 @@ def _command(line: str) -> list[str]:
     return command
 
 
+def _run_forked(jobs: dict, env: dict, root: Path) -> dict:
+    """Each job in a child of one process (cli_forks.py), two at a time: {case: CompletedProcess}."""
+    logs = root / "logs"
+    logs.mkdir()
+    request = {"workers": 2, "jobs": [
+        {"argv": command[3:], "cwd": str(work), "stdout": str(logs / f"{case}.out"), "stderr": str(logs / f"{case}.err")}
+        for case, (command, work, _) in jobs.items()]}  # command[3:]: what follows `python -m safelora_lite`
+    forks = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_forks.py"))], input=json.dumps(request),
+                           env=env, capture_output=True, text=True, timeout=900)
+    assert forks.returncode == 0, forks.stderr
+    statuses = json.loads(forks.stdout)["statuses"]
+    return {case: subprocess.CompletedProcess(command, status, (logs / f"{case}.out").read_text(), (logs / f"{case}.err").read_text())
+            for (case, (command, _, _)), status in zip(jobs.items(), statuses)}
+
+
 @pytest.fixture(scope="module")
 def results(inputs, fake_hub):
-    """Run every case once, two at a time: {id: (completed process, its folder, its folder before)}."""
+    """Run every case once: {id: (completed process, its folder, its folder before)}."""
     root, paths = inputs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
            "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(fake_hub), "OMP_NUM_THREADS": "1"}
@@ -188,13 +208,15 @@ def results(inputs, fake_hub):
         _prepare(work, paths)
         jobs[case] = (_command(line.format(work=work, **paths)), work, _sha_tree(work))
     inputs_before = _sha_tree(root / "in")
+    fresh = [case for case, line in cases.items() if case in FRESH or "/read-only/" in line]
 
     def run(case):
         command, work, _ = jobs[case]
         return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
+    done = _run_forked({case: job for case, job in jobs.items() if case not in fresh}, env, root)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        done = dict(zip(jobs, pool.map(run, jobs)))
+        done |= dict(zip(fresh, pool.map(run, fresh)))
     return {case: (done[case], work, before) for case, (_, work, before) in jobs.items()}, inputs_before, _sha_tree(root / "in")
 
 
