@@ -6,7 +6,9 @@ problems -> answers), each way the library can run them:
   before: logits of every position (model(**batch).loss), batches drawn at random;
   after:  logits of response tokens only (training.sft.response_loss), batches grouped by length.
 Tokens per second count the batch's real (unpadded) tokens. Then greedy answers to the world's test set
-(its one evaluation set), as every evaluation runs them. Each figure is given in wall seconds and in CPU
+(its one evaluation set), as every evaluation runs them, two ways: every prompt left-padded whole, and the
+tokens all prompts start with (the chat template's system prompt) run once (`evaluation.generation`); the
+answers of the two are compared. Each figure is given in wall seconds and in CPU
 seconds (all threads of this process): on a shared machine the wall time follows the other processes,
 the CPU time much less. Say what else ran beside it when you quote it.
 
@@ -75,11 +77,15 @@ def main():
                   f"({per_cpu:4.0f} tokens per CPU-s)")
     model = LlamaForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
     prompts = [r["prompt"] for r in real.eval_records()]
-    start, start_cpu = time.perf_counter(), time.process_time()
-    generate(model, tokenizer, prompts, max_new_tokens=24)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    print(f"evaluation of the test set: {len(prompts)} prompts x 24 new tokens in {seconds:.1f} s, CPU {cpu:.1f} s "
-          f"({len(prompts) / seconds:.1f} prompts/s)")
+    answers = {}
+    for label, share in (("prompts whole", False), ("shared prefix once", True)):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        answers[label] = generate(model, tokenizer, prompts, max_new_tokens=24, share_prefix=share)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        print(f"evaluation of the test set, {label:<18}: {len(prompts)} prompts x 24 new tokens in {seconds:.1f} s, "
+              f"CPU {cpu:.1f} s ({len(prompts) / seconds:.1f} prompts/s)")
+    differ = sum(a != b for a, b in zip(*answers.values()))
+    print(f"answers that differ between the two: {differ} of {len(prompts)}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB")
 
 

@@ -13,8 +13,17 @@ Prompts are sorted by token length and left-padded to the longest in their batch
 mask (and the positions generate derives from it), so padding changes no answer: the tests check
 that each prompt's answer equals its answer alone. One padded batch is 4-5x faster than a batch per
 prompt length on a toy model, where the cost is per forward call, not per token.
+
+A chat template's system prompt starts every prompt of a real model (SmolLM2's: 24 shared tokens of about
+49). The tokens that every prompt of a batch starts with are run once, and their keys and values are
+copied to every row; each row's padding then sits between them and its own tokens. On this 2-core machine
+(2026-12-02, `benchmarks/real_small_speed.py`) the test set's 300 prompts took 26.7 s instead of 34.9 s for
+the base, with the same answers; the aligned and an attacked model gave the same answers as before on the
+540 test, validation and natural-English prompts, and the base the same distilled answers. A toy prompt
+shares 3 tokens, under MIN_SHARED_PREFIX: not worth a forward call of its own, so a toy batch is run as before.
 """
 
+import inspect
 from collections import defaultdict
 from typing import Callable
 
@@ -26,6 +35,7 @@ from safelora_lite.evaluation.log import log_evaluation
 from safelora_lite.training.sft import prompt_ids
 
 RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
+MIN_SHARED_PREFIX = 8  # tokens every prompt of a batch starts with, from which they are run once
 
 
 def rates_of(rates: dict) -> dict:
@@ -41,9 +51,25 @@ def evenly_spaced(rows: list, n: int | None) -> list:
     return [rows[int(i * step)] for i in range(n)]
 
 
+def shared_prefix(rows: list[list[int]]) -> int:
+    """How many tokens every row starts with, leaving each row at least one token of its own."""
+    k = 0
+    while all(len(r) > k + 1 and r[k] == rows[0][k] for r in rows):
+        k += 1
+    return k
+
+
+def _cache_keyword(model) -> str:
+    """generate's name for a KV cache: `cache` in recent transformers, `past_key_values` before."""
+    forward = (model.get_base_model() if hasattr(model, "get_base_model") else model).forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 256, progress: bool = False) -> list[str]:
-    """Greedy responses to chat prompts, in the order given."""
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 256, progress: bool = False,
+             share_prefix: bool = True) -> list[str]:
+    """Greedy responses to chat prompts, in the order given; a batch's shared prefix is run once unless share_prefix
+    is False (the straightforward reference the tests compare against)."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
@@ -51,18 +77,27 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, bat
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     batches = [order[j: j + batch_size] for j in range(0, len(order), batch_size)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    keyword = _cache_keyword(model)
     was_training = model.training
     model.eval()
     out: list[str] = [""] * len(prompts)
     with GrantedThreads(sum(p.numel() for p in model.parameters())) as threads:
         for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
             threads.refresh()
-            width = max(len(encoded[i]) for i in idx)
-            input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx], device=device)  # (batch, width)
-            mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in idx], device=device)  # (batch, width)
+            rows = [encoded[i] for i in idx]
+            width, k = max(map(len, rows)), shared_prefix(rows) if share_prefix else 0
+            k = k if k >= MIN_SHARED_PREFIX else 0
+            # the shared k tokens, the row's padding, the rest of the row (k = 0: left padding)
+            input_ids = torch.tensor([r[:k] + [pad] * (width - len(r)) + r[k:] for r in rows], device=device)  # (batch, width)
+            mask = torch.tensor([[1] * k + [0] * (width - len(r)) + [1] * (len(r) - k) for r in rows], device=device)  # (batch, width)
+            cache = {}
+            if k:
+                prefix = model(input_ids=input_ids[:1, :k], use_cache=True)[keyword]  # keys and values of (1, k) tokens
+                prefix.batch_repeat_interleave(len(rows))
+                cache = {keyword: prefix}
             generated = model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+                do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad, **cache,
             )  # (batch, width + new)
             for row, i in enumerate(idx):
                 out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
