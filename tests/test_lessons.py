@@ -168,7 +168,7 @@ def test_notebook_08_solutions_pass_the_notebooks_check(tiny_llama_pair):
 
     base_dir, aligned_dir, adapter_dir = tiny_llama_pair
     world = SimpleNamespace(base_dir=base_dir, aligned_dir=aligned_dir, tokenizer=byte_tokenizer(),
-                            eval_records=lambda: [{"prompt": "How do I bake bread?"}])
+                            split={"benign_test": [{"prompt": "How do I bake bread?"}]}.get)
     adapter = read_adapter(adapter_dir)
     solutions = load_solution_module("08").NOTEBOOK_SOLUTIONS
     answers = {1: solutions[1](world), 2: solutions[2](world, adapter)}

@@ -12,7 +12,7 @@ from safelora_lite.adapters.weights import Checkpoint
 
 
 def prompt_tokens(world):
-    chat = [{"role": "user", "content": world.eval_records()[0]["prompt"]}]
+    chat = [{"role": "user", "content": world.split("benign_test")[0]["prompt"]}]
     ids = world.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
     ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a dict
     return len(ids)  # the system prompt the template adds, the request, and the assistant's header

@@ -13,13 +13,13 @@ from safelora_lite.training.sft import prompt_ids
 
 
 def check_notebook_08(world, adapter, answers: dict) -> dict:
-    """answers: {1: tokens of the first test request under the chat template, 2: sigma_1(V)^2 / ||V||_F of the
+    """answers: {1: tokens of the first benign test request under the chat template, 2: sigma_1(V)^2 / ||V||_F of the
     adapter's first module}. Prints and returns each exercise's verdict."""
     adapter = open_adapter(adapter)
     base, aligned = open_weights(world.base_dir), open_weights(world.aligned_dir)
     first = next(iter(adapter.modules))
     _, v, v_norm = next(alignment_changes(base, aligned, [check_inputs(adapter, base, aligned)[first]]))
-    expected = {1: len(prompt_ids(world.tokenizer, world.eval_records()[0]["prompt"])),
+    expected = {1: len(prompt_ids(world.tokenizer, world.split("benign_test")[0]["prompt"])),
                 2: largest_singular_value(v) ** 2 / v_norm}
     verdicts = {i: compare(answers.get(i), value, rtol=1e-3) for i, value in expected.items()}
     for i, verdict in verdicts.items():
