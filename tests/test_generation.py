@@ -24,7 +24,7 @@ def test_a_chat_templates_shared_prefix_run_once_changes_no_answer(real_base):
 
     tokenizer = AutoTokenizer.from_pretrained(real_base)
     model = LlamaForCausalLM.from_pretrained(real_base, dtype=torch.float32)
-    records = real.eval_records(max_per_split=4) + real.eval_records(max_per_split=2, part="natural")
+    records = real.eval_records(max_per_split=2) + real.eval_records(max_per_split=2, part="natural")
     prompts = [r["prompt"] for r in records]
     rows = [prompt_ids(tokenizer, p) for p in prompts]
     assert shared_prefix(rows) >= MIN_SHARED_PREFIX and len(set(map(len, rows))) > 3  # a long shared start, lengths differ
