@@ -82,11 +82,18 @@ def pair_sentence(summary_attack: dict, method: str, control: str, what: str) ->
 
 def conclusions(summary: dict, attack: str, baseline: str = "lora") -> list[str]:
     """Every sentence for one attack: each method against plain LoRA, then the post-hoc methods against their controls,
-    then how many help."""
+    then how many methods help, and which controls pass the same rule (they are counted apart: a control is not a
+    method, it asks what removing part of the update does by itself)."""
+    from safelora_lite.methods.registry import is_control
+
     stats, verdict = summary[attack], verdicts(summary, attack, baseline)
     lines = [verdict_sentence(m, s, stats[baseline], verdict[m]) for m, s in stats.items() if m != baseline]
     lines += [line for line in (pair_sentence(stats, *pair) for pair in PAIRS) if line]
-    helping = [m for m, v in verdict.items() if v["helps"]]
-    lines.append(f"Under the {attack} attack, {len(helping)} of {len(stats) - 1} methods help"
-                 + (f": {', '.join(helping)}." if helping else "."))
+    methods = [m for m in verdict if m != baseline and not is_control(m)]
+    helping = [m for m in methods if verdict[m]["helps"]]
+    controls = [m for m in verdict if is_control(m) and verdict[m]["helps"]]
+    lines.append(f"Under the {attack} attack, {len(helping)} of {len(methods)} methods help"
+                 + (f": {', '.join(helping)}" if helping else "")
+                 + (f"; the control{'s' * (len(controls) > 1)} {', '.join(controls)} pass{'es' * (len(controls) == 1)} the same "
+                    "rule." if controls else "."))
     return lines

@@ -127,3 +127,7 @@ METHODS: dict[str, Method] = {
     ]
 }
 
+
+def is_control(name: str) -> bool:
+    """Whether `name` is a control (what removing part of an update does by itself), not a method."""
+    return name in METHODS and METHODS[name].when == "control"

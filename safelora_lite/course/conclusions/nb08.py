@@ -74,10 +74,10 @@ def methods(summary: dict, attack: str) -> tuple[dict, list[str]]:
     """Which methods help against plain LoRA under `attack` (the library's rule), the most refusal at TASK_KEEP, and
     whether a control (`Method.when == "control"`) does as well: then the gain is removing part of the update,
     not the method's choice of what to remove."""
-    from safelora_lite.methods.registry import METHODS
+    from safelora_lite.methods.registry import is_control
 
     judged = verdicts(summary, attack)
-    controls = {m for m in judged if m in METHODS and METHODS[m].when == "control"}
+    controls = {m for m in judged if is_control(m)}
     helping = [m for m, v in judged.items() if v["helps"] and m not in controls]
     helping_controls = [m for m, v in judged.items() if v["helps"] and m in controls]
     means = {m: {"task_accuracy": stats["task_accuracy"]["mean"]} for m, stats in summary[attack].items()}
