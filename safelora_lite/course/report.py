@@ -25,7 +25,7 @@ from safelora_lite.errors import InputError
 COMPARISON = "07_comparison"
 TITLES = {stem: (number, title, teaches) for number, stem, title, teaches, *_ in COURSE}
 STYLE = """body{font-family:system-ui,sans-serif;max-width:74em;margin:auto;padding:0 1em;line-height:1.4;color:#222}
-table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #e3e3e3;vertical-align:top}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em;display:block;width:max-content;max-width:100%;overflow-x:auto}td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #e3e3e3;vertical-align:top}
 table.figures th{font-weight:normal;color:#555}.num{text-align:right;font-variant-numeric:tabular-nums}td.num{white-space:nowrap}
 .name{white-space:nowrap}
 section{border-top:2px solid #ccc;margin-top:2em}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
