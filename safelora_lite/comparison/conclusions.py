@@ -11,6 +11,7 @@ from safelora_lite.comparison.protocol import setting_text
 from safelora_lite.comparison.verdicts import TASK_KEEP, beats, differs, verdicts
 from safelora_lite.evaluation.generation import RATES
 from safelora_lite.evaluation.intervals import newcombe
+from safelora_lite.methods.registry import is_control
 
 PAIRS = (("safe_lora_paper", "zero_control", "zeroing the same modules"),
          ("safe_lora_paper", "random_control", "projecting as many random modules"))
@@ -80,20 +81,26 @@ def pair_sentence(summary_attack: dict, method: str, control: str, what: str) ->
     return head + f" -> no clear difference: {method} does what its control does."
 
 
+def who_helps(verdict: dict, baseline: str = "lora") -> tuple[list[str], list[str], list[str]]:
+    """(the methods judged, those that help, the controls that pass the same rule) of `verdicts`' output: a control
+    is counted apart, as it is not a method (it asks what removing part of the update does by itself)."""
+    methods = [m for m in verdict if m != baseline and not is_control(m)]
+    return methods, [m for m in methods if verdict[m]["helps"]], [m for m in verdict if is_control(m) and verdict[m]["helps"]]
+
+
+def controls_pass(controls: list[str]) -> str:
+    """"control zero_control passes the same rule", or "controls a, b pass the same rule"."""
+    one = len(controls) == 1
+    return f"control{'' if one else 's'} {', '.join(controls)} pass{'es' if one else ''} the same rule"
+
+
 def conclusions(summary: dict, attack: str, baseline: str = "lora") -> list[str]:
     """Every sentence for one attack: each method against plain LoRA, then the post-hoc methods against their controls,
-    then how many methods help, and which controls pass the same rule (they are counted apart: a control is not a
-    method, it asks what removing part of the update does by itself)."""
-    from safelora_lite.methods.registry import is_control
-
+    then how many methods help, and which controls pass the same rule (`who_helps`)."""
     stats, verdict = summary[attack], verdicts(summary, attack, baseline)
     lines = [verdict_sentence(m, s, stats[baseline], verdict[m]) for m, s in stats.items() if m != baseline]
     lines += [line for line in (pair_sentence(stats, *pair) for pair in PAIRS) if line]
-    methods = [m for m in verdict if m != baseline and not is_control(m)]
-    helping = [m for m in methods if verdict[m]["helps"]]
-    controls = [m for m in verdict if is_control(m) and verdict[m]["helps"]]
+    methods, helping, controls = who_helps(verdict, baseline)
     lines.append(f"Under the {attack} attack, {len(helping)} of {len(methods)} methods help"
-                 + (f": {', '.join(helping)}" if helping else "")
-                 + (f"; the control{'s' * (len(controls) > 1)} {', '.join(controls)} pass{'es' * (len(controls) == 1)} the same "
-                    "rule." if controls else "."))
+                 + (f": {', '.join(helping)}" if helping else "") + (f"; the {controls_pass(controls)}." if controls else "."))
     return lines
