@@ -31,9 +31,9 @@ def _child(job: dict) -> int:
     try:
         runpy.run_module("safelora_lite", run_name="__main__", alter_sys=True)
         status = 0
-    except SystemExit as stop:
-        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-        if not isinstance(stop.code, int | None):
+    except SystemExit as stop:  # as the interpreter reads it: None is 0, a message is printed and is 1
+        status = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+        if status == 1 and not isinstance(stop.code, int):
             print(stop.code, file=sys.stderr)
     except BaseException:  # noqa: BLE001  (the interpreter's own behaviour for an uncaught exception)
         traceback.print_exc()

@@ -168,10 +168,10 @@ def _prepare(work: Path, paths: dict) -> None:
     (work / "read-only").chmod(0o555)
 
 
-def _command(line: str) -> list[str]:
-    """The subprocess command; a case with a read-only folder runs without root's power to write anywhere."""
-    command = [sys.executable, "-m", "safelora_lite", *shlex.split(line)]
-    if "/read-only/" in line and os.geteuid() == 0:
+def _command(args: list[str]) -> list[str]:
+    """`python -m safelora_lite ARGS`; a case with a read-only folder runs without root's power to write anywhere."""
+    command = [sys.executable, "-m", "safelora_lite", *args]
+    if any("/read-only/" in a for a in args) and os.geteuid() == 0:
         drop = "-dac_override,-dac_read_search"
         command = [SETPRIV, f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
     return command
@@ -182,14 +182,14 @@ def _run_forked(jobs: dict, env: dict, root: Path) -> dict:
     logs = root / "logs"
     logs.mkdir()
     request = {"workers": 2, "jobs": [
-        {"argv": command[3:], "cwd": str(work), "stdout": str(logs / f"{case}.out"), "stderr": str(logs / f"{case}.err")}
-        for case, (command, work, _) in jobs.items()]}  # command[3:]: what follows `python -m safelora_lite`
+        {"argv": args, "cwd": str(work), "stdout": str(logs / f"{case}.out"), "stderr": str(logs / f"{case}.err")}
+        for case, (args, work, _) in jobs.items()]}
     forks = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_forks.py"))], input=json.dumps(request),
                            env=env, capture_output=True, text=True, timeout=900)
     assert forks.returncode == 0, forks.stderr
     statuses = json.loads(forks.stdout)["statuses"]
-    return {case: subprocess.CompletedProcess(command, status, (logs / f"{case}.out").read_text(), (logs / f"{case}.err").read_text())
-            for (case, (command, _, _)), status in zip(jobs.items(), statuses)}
+    return {case: subprocess.CompletedProcess(args, status, (logs / f"{case}.out").read_text(), (logs / f"{case}.err").read_text())
+            for (case, (args, _, _)), status in zip(jobs.items(), statuses)}
 
 
 @pytest.fixture(scope="module")
@@ -206,13 +206,13 @@ def results(inputs, fake_hub):
     for case, line in cases.items():
         work = root / "work" / case
         _prepare(work, paths)
-        jobs[case] = (_command(line.format(work=work, **paths)), work, _sha_tree(work))
+        jobs[case] = (shlex.split(line.format(work=work, **paths)), work, _sha_tree(work))  # (args, folder, folder before)
     inputs_before = _sha_tree(root / "in")
     fresh = [case for case, line in cases.items() if case in FRESH or "/read-only/" in line]
 
     def run(case):
-        command, work, _ = jobs[case]
-        return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        args, work, _ = jobs[case]
+        return subprocess.run(_command(args), cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
     done = _run_forked({case: job for case, job in jobs.items() if case not in fresh}, env, root)
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -35,7 +35,7 @@ from safelora_lite.evaluation.log import log_evaluation
 from safelora_lite.training.sft import prompt_ids
 
 RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
-MIN_SHARED_PREFIX = 8  # tokens every prompt of a batch starts with, from which they are run once
+MIN_SHARED_PREFIX = 8  # a batch's shared start shorter than this is not worth a forward call of its own
 
 
 def rates_of(rates: dict) -> dict:
@@ -85,8 +85,10 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, bat
         for idx in tqdm(batches, desc="generating", disable=not progress, leave=False):
             threads.refresh()
             rows = [encoded[i] for i in idx]
-            width, k = max(map(len, rows)), shared_prefix(rows) if share_prefix else 0
-            k = k if k >= MIN_SHARED_PREFIX else 0
+            width = max(map(len, rows))
+            k = shared_prefix(rows) if share_prefix else 0
+            if k < MIN_SHARED_PREFIX:
+                k = 0
             # the shared k tokens, the row's padding, the rest of the row (k = 0: left padding)
             input_ids = torch.tensor([r[:k] + [pad] * (width - len(r)) + r[k:] for r in rows], device=device)  # (batch, width)
             mask = torch.tensor([[1] * k + [0] * (width - len(r)) + [1] * (len(r) - k) for r in rows], device=device)  # (batch, width)
