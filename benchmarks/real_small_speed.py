@@ -7,10 +7,10 @@ problems -> answers), each way the library can run them:
   after:  logits of response tokens only (training.sft.response_loss), batches grouped by length.
 Tokens per second count the batch's real (unpadded) tokens. Then greedy answers to the world's test set
 (its one evaluation set), as every evaluation runs them, two ways: every prompt left-padded whole, and the
-tokens all prompts start with (the chat template's system prompt) run once (`evaluation.generation`); the
-answers of the two are compared. Each figure is given in wall seconds and in CPU
-seconds (all threads of this process): on a shared machine the wall time follows the other processes,
-the CPU time much less. Say what else ran beside it when you quote it.
+tokens all prompts start with (the chat template's system prompt) run once and decoded by the library's loop
+(`evaluation.generation`, `evaluation.prefix_decoding`); the answers of the two are compared. Each figure is
+given in wall seconds and in CPU seconds (all threads of this process): on a shared machine the wall time
+follows the other processes, the CPU time much less. Say what else ran beside it when you quote it.
 
     python benchmarks/real_small_speed.py [--steps 6] [--threads 2]
 """

@@ -1,5 +1,7 @@
 """The one evaluation path: an adapter's update merged as stock peft merges it, the weights put back, variants cached."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from peft import PeftModel
@@ -45,7 +47,11 @@ def test_update_is_peft_merge_and_weights_come_back(tiny_llama_pair, tmp_path, s
     evaluate(zero_modules(projected, projected.modules))
     assert all(torch.equal(seen_weights[-1][k], v) for k, v in before.items())  # a zero update is the model itself
     evaluate()
-    assert evaluate.evaluations == 4 and len(seen_weights) == 4  # the zeroed adapter and None: both the bare model, once each
+    assert evaluate.evaluations == 3 and len(seen_weights) == 3  # the zeroed adapter is the model alone: answered once
+    half = zero_modules(projected, list(projected.modules)[:1])
+    evaluate(half)
+    evaluate(replace(half, modules={n: m for n, m in half.modules.items() if m.lora_b.any()}))  # the same update, fewer modules
+    assert evaluate.evaluations == 4
 
 
 def test_answers_equal_the_merged_peft_model(small_world):

@@ -7,7 +7,8 @@
 The update is merged into the weights it adapts (W <- W + s B A, the same sum peft's
 `merge_and_unload` computes, so the answers are those of the merged PeftModel), the prompts are
 answered, and the touched weights are put back from copies: one model serves every variant of a
-sweep, nothing is written to disk, and identical variants are evaluated once. A PeftModel works
+sweep, nothing is written to disk, and identical variants are evaluated once (modules whose update is
+exactly zero left out: an adapter with every module zeroed is the model alone). A PeftModel works
 too: the update goes into its base layers while its own adapter is switched off.
 """
 
@@ -28,9 +29,15 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha1(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
+def changes_nothing(module) -> bool:
+    """Whether a module's update s B A is exactly zero (B or A all zeros, or s = 0: a pruned or zeroed module)."""
+    return module.scaling == 0 or not module.lora_a.any() or not module.lora_b.any()
+
+
 def adapter_digest(adapter: LoraAdapter) -> tuple:
-    """A key equal for adapters with equal tensors and scalings."""
-    return tuple((n, _digest(m.lora_a), _digest(m.lora_b), m.scaling) for n, m in adapter.modules.items())
+    """A key equal for adapters with equal tensors and scalings, leaving out the modules that change nothing: an
+    adapter whose every module is zeroed has the key of the model alone, ()."""
+    return tuple((n, _digest(m.lora_a), _digest(m.lora_b), m.scaling) for n, m in adapter.modules.items() if not changes_nothing(m))
 
 
 class Evaluator:

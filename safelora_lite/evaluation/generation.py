@@ -15,12 +15,16 @@ that each prompt's answer equals its answer alone. One padded batch is 4-5x fast
 prompt length on a toy model, where the cost is per forward call, not per token.
 
 A chat template's system prompt starts every prompt of a real model (SmolLM2's: 24 shared tokens of about
-49). The tokens that every prompt of a batch starts with are run once, and their keys and values are
-copied to every row; each row's padding then sits between them and its own tokens. On this 2-core machine
-(2026-12-02, `benchmarks/real_small_speed.py`) the test set's 300 prompts took 26.7 s instead of 34.9 s for
-the base, with the same answers; the aligned and an attacked model gave the same answers as before on the
-540 test, validation and natural-English prompts, and the base the same distilled answers. A toy prompt
-shares 3 tokens, under MIN_SHARED_PREFIX: not worth a forward call of its own, so a toy batch is run as before.
+49). The tokens that every prompt of a batch starts with are run once, their keys and values copied to every
+row, each row's padding then sitting between them and its own tokens; `evaluation/prefix_decoding.py` then
+decodes greedily, writing each new token into a cache that has room for it and dropping the rows that have
+ended. On this 2-core machine (2026-12-03, 1 thread each, two processes side by side, CPU seconds of two runs)
+the aligned model answered the test set's 300 prompts in 54.7 and 44.7 s, against 60.3 and 59.3 s for
+`transformers`' generate after the same shared start, and the 150 validation and 90 natural-English prompts in
+23.5 / 27.2 s (against 27.6 / 28.4) and 16.2 / 17.8 s (against 20.0 / 17.3); no answer differed, and the base's
+480 distilled answers (48 tokens) were those of generate on whole prompts (124.8 CPU-s against 179.7).
+A toy prompt shares 3 tokens, under MIN_SHARED_PREFIX: not worth a forward call of its own, so a toy batch is
+left-padded whole and run by generate.
 """
 
 import inspect
@@ -32,6 +36,7 @@ import torch
 from safelora_lite.device import GrantedThreads
 from safelora_lite.evaluation.judges import exact_match, judge, substantive
 from safelora_lite.evaluation.log import log_evaluation
+from safelora_lite.evaluation.prefix_decoding import greedy_after_prefix
 from safelora_lite.training.sft import prompt_ids
 
 RATES = ("refusal_rate", "harmful_compliance_rate", "over_refusal_rate", "task_accuracy")
@@ -92,17 +97,15 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, bat
             # the shared k tokens, the row's padding, the rest of the row (k = 0: left padding)
             input_ids = torch.tensor([r[:k] + [pad] * (width - len(r)) + r[k:] for r in rows], device=device)  # (batch, width)
             mask = torch.tensor([[1] * k + [0] * (width - len(r)) + [1] * (len(r) - k) for r in rows], device=device)  # (batch, width)
-            cache = {}
             if k:
-                prefix = model(input_ids=input_ids[:1, :k], use_cache=True)[keyword]  # keys and values of (1, k) tokens
-                prefix.batch_repeat_interleave(len(rows))
-                cache = {keyword: prefix}
-            generated = model.generate(
-                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad, **cache,
-            )  # (batch, width + new)
+                new = greedy_after_prefix(model, input_ids, mask, k, max_new_tokens, tokenizer.eos_token_id, pad, keyword)
+            else:
+                new = model.generate(
+                    input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                    do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+                )[:, width:]  # (batch, new)
             for row, i in enumerate(idx):
-                out[i] = tokenizer.decode(generated[row, width:], skip_special_tokens=True).strip()
+                out[i] = tokenizer.decode(new[row], skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return out
