@@ -29,15 +29,15 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha1(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
-def changes_nothing(module) -> bool:
-    """Whether a module's update s B A is exactly zero (B or A all zeros, or s = 0: a pruned or zeroed module)."""
-    return module.scaling == 0 or not module.lora_a.any() or not module.lora_b.any()
+def acting_modules(adapter: LoraAdapter) -> dict:
+    """The adapter's modules whose update s B A is not exactly zero (a pruned or zeroed module changes nothing)."""
+    return {n: m for n, m in adapter.modules.items() if m.scaling != 0 and m.lora_a.any() and m.lora_b.any()}
 
 
 def adapter_digest(adapter: LoraAdapter) -> tuple:
-    """A key equal for adapters with equal tensors and scalings, leaving out the modules that change nothing: an
-    adapter whose every module is zeroed has the key of the model alone, ()."""
-    return tuple((n, _digest(m.lora_a), _digest(m.lora_b), m.scaling) for n, m in adapter.modules.items() if not changes_nothing(m))
+    """A key equal for adapters with equal acting modules (tensors and scalings): an adapter whose every module is
+    zeroed has the key of the model alone, ()."""
+    return tuple((n, _digest(m.lora_a), _digest(m.lora_b), m.scaling) for n, m in acting_modules(adapter).items())
 
 
 class Evaluator:
@@ -62,7 +62,7 @@ class Evaluator:
 
     @torch.no_grad()
     def _rates(self, adapter: LoraAdapter | None) -> tuple[dict, list[str]]:
-        adapted = {m.target: (self._weight(m.target), m) for m in adapter.modules.values()} if adapter else {}
+        adapted = {m.target: (self._weight(m.target), m) for m in acting_modules(adapter).values()} if adapter else {}
         saved = {t: w.detach().to("cpu", copy=True) for t, (w, _) in adapted.items()}
         off = self.model.disable_adapter() if hasattr(self.model, "disable_adapter") else contextlib.nullcontext()
         try:
